@@ -1,0 +1,216 @@
+"""The pipeline: resolve -> normalize -> classify -> annotate. Pure: no I/O, no Flask, no logging."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .classify import Interval, classify, select_limits
+from .errors import InputError, Problem
+from .knowledge import Analyte, Knowledge, NoteRule, load_knowledge
+from .model import LabRange, PanelInput, ResultInput
+from .report import Note, PanelReport, RangeUsed, ResultReport
+from .rules import Env, Fact
+from .units import Unit
+from .values import parse_value
+
+
+@functools.lru_cache(maxsize=1)
+def default_knowledge() -> Knowledge:
+    """The knowledge of LABINTERP_RANGES_DIR (or the bundled folder), loaded once per process."""
+    return load_knowledge()
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A result whose analyte, unit and value have been checked."""
+
+    index: int
+    id: str
+    item: ResultInput
+    analyte: Analyte
+    unit: Unit
+    loinc: str
+    value: float
+    comparator: str | None
+    lab_range: tuple[float | None, float | None, str] | None  # canonical low, high, and its unit id
+
+
+def _resolve_range(rng: LabRange, analyte: Analyte, result_unit: Unit | None, kb: Knowledge,
+                   at: tuple) -> tuple[tuple[float | None, float | None, str] | None, list[Problem]]:
+    problems: list[Problem] = []
+    unit = result_unit
+    if rng.unit is not None:
+        unit = kb.units.lookup(rng.unit)
+        if unit is None or unit.id not in analyte.factors:
+            problems.append(Problem(at + ("unit",), f"unit is not accepted for {analyte.id}; "
+                                                   f"accepted: {list(analyte.units)}"))
+            return None, problems
+    if unit is None:
+        return None, problems
+    bounds: dict[str, float | None] = {}
+    for side in ("low", "high"):
+        raw = getattr(rng, side)
+        if raw is None:
+            bounds[side] = None
+            continue
+        try:
+            number, comparator = parse_value(raw, None)
+            if comparator:
+                raise ValueError("must be a plain number")
+            bounds[side] = number
+        except ValueError as exc:
+            problems.append(Problem(at + (side,), str(exc)))
+    low, high = bounds.get("low"), bounds.get("high")
+    if not problems and low is None and high is None:
+        problems.append(Problem(at, "give low, high or both"))
+    if low is not None and high is not None and low > high:
+        problems.append(Problem(at + ("low",), f"low ({low:g}) is above high ({high:g})"))
+    if problems:
+        return None, problems
+    f = analyte.factors[unit.id]
+    return (None if low is None else low * f, None if high is None else high * f, unit.id), problems
+
+
+def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
+    problems: list[Problem] = []
+    resolved: list[_Resolved] = []
+    given = [r.id for r in panel.results if r.id is not None]
+    taken = set(given)
+    seen: dict[str, int] = {}
+    for i, item in enumerate(panel.results):
+        at = ("results", i)
+        before = len(problems)
+        if item.id is not None:
+            if item.id in seen:
+                problems.append(Problem(at + ("id",), f"duplicate id; also used by /results/{seen[item.id]}"))
+            seen.setdefault(item.id, i)
+            rid = item.id
+        else:
+            rid, n = f"result-{i + 1}", 1
+            while rid in taken:
+                n += 1
+                rid = f"result-{i + 1}-{n}"
+            taken.add(rid)
+        analyte = None
+        loinc = None
+        if item.analyte is None and item.code is None:
+            problems.append(Problem(at + ("analyte",), "name the analyte (`analyte`) or its LOINC code (`code`)"))
+        if item.analyte is not None:
+            analyte = kb.find_analyte(item.analyte)
+            if analyte is None:
+                problems.append(Problem(at + ("analyte",), f"unknown analyte; known: {sorted(kb.analytes)}"))
+        if item.code is not None:
+            by_code = kb.by_loinc.get(item.code)
+            if by_code is None:
+                problems.append(Problem(at + ("code",), f"LOINC code is not one this service interprets; "
+                                                         f"known: {sorted(kb.by_loinc)}"))
+            elif analyte is not None and by_code is not analyte:
+                problems.append(Problem(at + ("code",), f"LOINC {item.code} is {by_code.id}, not {analyte.id}"))
+                analyte = None
+            elif item.analyte is None or analyte is not None:
+                analyte, loinc = by_code, item.code
+        unit = None
+        if item.unit is None:
+            problems.append(Problem(at + ("unit",), "unit is required"))
+        else:
+            unit = kb.units.lookup(item.unit)
+            if unit is None:
+                problems.append(Problem(at + ("unit",), "unknown unit; send one of the accepted units "
+                                                        "listed by GET /v1/analytes"))
+            elif analyte is not None and unit.id not in analyte.factors:
+                problems.append(Problem(at + ("unit",), f"{unit.id} ({unit.kind.replace('_', ' ')}) is not accepted "
+                                                        f"for {analyte.id}; accepted: {list(analyte.units)}"))
+                unit = None
+            elif analyte is not None and loinc is not None:
+                prop = next(c.property for c in analyte.loinc if c.code == loinc)
+                mass = unit.kind == "mass_concentration"
+                if mass != (prop == "MCnc"):
+                    problems.append(Problem(at + ("unit",), f"{unit.id} is a {unit.kind.replace('_', ' ')} but LOINC "
+                                                            f"{loinc} reports {'mass' if prop == 'MCnc' else 'substance'} "
+                                                            f"concentration"))
+                    unit = None
+        value, comparator = 0.0, None
+        try:
+            value, comparator = parse_value(item.value, item.comparator)
+        except ValueError as exc:
+            problems.append(Problem(at + ("value",), str(exc)))
+        lab_range = None
+        if item.reference_range is not None and analyte is not None:
+            lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, at + ("reference_range",))
+            problems.extend(more)
+        if len(problems) == before and analyte is not None and unit is not None:
+            resolved.append(_Resolved(i, rid, item, analyte, unit, loinc or analyte.loinc_for_kind(unit.kind),
+                                      value, comparator, lab_range))
+    if problems:
+        raise InputError(problems)
+    return resolved
+
+
+def _source_text(kb: Knowledge, interval: Interval) -> str:
+    if interval.origin == "laboratory":
+        return "laboratory"
+    tags = dict.fromkeys(t for t in (interval.low_source, interval.high_source) if t)
+    return "; ".join(kb.sources[t].reference for t in tags)
+
+
+def _derived(reports: list[ResultReport], kb: Knowledge) -> dict[str, str]:
+    out: dict[str, str] = {}
+    ca = next((r for r in reports if r.analyte == "calcium" and r.exact), None)
+    alb = next((r for r in reports if r.analyte == "albumin" and r.exact), None)
+    calcium = kb.analytes.get("calcium")
+    if ca and alb and calcium and calcium.albumin_adjustment:
+        adj = calcium.albumin_adjustment
+        value = ca.normalized_value + adj["coefficient"] * (adj["nominal_albumin"] - alb.normalized_value)
+        text = f"{value:.1f} {calcium.canonical_unit}"
+        if "mmol/L" in calcium.factors:
+            text += f" ({value / calcium.factors['mmol/L']:.2f} mmol/L)"
+        out["albumin_adjusted_calcium"] = text
+    return out
+
+
+def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
+    notes = []
+    for rule in rules:
+        if all(p in env.derived for p in rule.placeholders) and rule.test(env):
+            text = rule.text.format_map(env.derived) if rule.placeholders else rule.text
+            notes.append(Note(rule.id, rule.severity, text, rule.references))
+    return tuple(notes)
+
+
+def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
+                    now: datetime | None = None) -> PanelReport:
+    """Interpret every result of a panel, in input order; raise InputError listing every problem."""
+    kb = knowledge or default_knowledge()
+    resolved = _resolve(panel, kb)
+    reports: list[ResultReport] = []
+    for r in resolved:
+        interval, critical = select_limits(r.analyte, panel.patient)
+        if r.lab_range is not None:
+            low, high, _ = r.lab_range
+            interval = Interval(low if low is not None else interval.low, high if high is not None else interval.high,
+                                "laboratory", None, None)
+        canonical = r.value * r.analyte.factors[r.unit.id]
+        c = classify(r.analyte, canonical, r.comparator, interval, critical)
+        back = r.analyte.factors[r.unit.id]
+        used = RangeUsed(interval.low, interval.high, r.analyte.canonical_unit,
+                         None if interval.low is None else interval.low / back,
+                         None if interval.high is None else interval.high / back,
+                         r.item.unit or r.unit.id, interval.origin, _source_text(kb, interval))
+        reports.append(ResultReport(r.id, r.analyte.id, r.loinc, r.item.value, r.comparator,  # type: ignore[arg-type]
+                                    r.item.unit or r.unit.id, canonical, r.analyte.canonical_unit,
+                                    c.band, c.flag, c.critical, used, ()))
+    facts = [Fact(r.analyte, r.band, r.critical, r.exact) for r in reports]
+    collected = panel.collected_at or now or datetime.now(timezone.utc)
+    env = Env(facts, panel.patient, panel.context, collected, _derived(reports, kb))
+    result_rules: dict[str, tuple[NoteRule, ...]] = {}
+    for rule in kb.notes:
+        if rule.scope == "result" and rule.analyte:
+            result_rules[rule.analyte] = result_rules.get(rule.analyte, ()) + (rule,)
+    final = []
+    for report, fact in zip(reports, facts):
+        env_one = Env(facts, panel.patient, panel.context, collected, env.derived, fact)
+        notes = _notes(result_rules.get(report.analyte, ()), env_one)
+        final.append(ResultReport(**{**report.__dict__, "notes": notes}))
+    panel_notes = _notes(tuple(r for r in kb.notes if r.scope == "panel"), env)
+    return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer)

@@ -1,0 +1,188 @@
+"""marshmallow schemas for the knowledge files: structure and value checks, one file at a time.
+
+Cross-file checks (a source tag that exists, a unit in the allowlist, a known analyte) are made by
+`knowledge.py` once every file has loaded.
+"""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+ELECTROLYTE_BANDS = ("critical_low", "low", "normal", "high", "critical_high")
+B12_BANDS = ("deficient", "borderline", "normal", "high", "very_high")
+SPECIAL_BANDS = ("implausible", "indeterminate")
+ALL_BANDS = tuple(dict.fromkeys(ELECTROLYTE_BANDS + B12_BANDS + SPECIAL_BANDS))
+UNIT_KINDS = ("mass_concentration", "substance_concentration", "equivalent_concentration")
+LOINC_PROPERTIES = ("MCnc", "SCnc")
+SEVERITIES = ("info", "warning", "critical")
+SEXES = ("female", "male", "other", "unknown")
+
+_band = fields.String(validate=validate.OneOf(ALL_BANDS))
+_tag = fields.String(required=True, validate=validate.Length(min=1, max=40))
+_positive = {"validate": validate.Range(min=0, min_inclusive=False)}
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class LimitsSchema(_Strict):
+    low = fields.Float(allow_none=True, **_positive)
+    high = fields.Float(allow_none=True, **_positive)
+    source = fields.String(validate=validate.Length(min=1, max=40))
+    low_source = fields.String(validate=validate.Length(min=1, max=40))
+    high_source = fields.String(validate=validate.Length(min=1, max=40))
+
+    @validates_schema
+    def _check(self, data: dict, **_: object) -> None:
+        low, high = data.get("low"), data.get("high")
+        if low is None and high is None:
+            raise ValidationError("give low, high or both", "low")
+        if low is not None and high is not None and low > high:
+            raise ValidationError(f"low ({low}) is above high ({high})", "low")
+        for side in ("low", "high"):
+            if data.get(side) is not None and not (data.get(f"{side}_source") or data.get("source")):
+                raise ValidationError("every number needs a source", f"{side}_source")
+
+
+class MeasureSchema(_Strict):
+    value = fields.Float(required=True, **_positive)
+    source = _tag
+
+
+class SubdivisionSchema(_Strict):
+    band = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
+    region = fields.String(required=True, validate=validate.OneOf(("below", "within", "above")))
+    upper = fields.Float(**_positive)
+    upper_inclusive = fields.Boolean(load_default=False)
+    lower = fields.Float(**_positive)
+    lower_inclusive = fields.Boolean(load_default=True)
+    source = _tag
+
+    @validates_schema
+    def _one_bound(self, data: dict, **_: object) -> None:
+        if ("upper" in data) == ("lower" in data):
+            raise ValidationError("give exactly one of upper or lower", "upper")
+
+
+class BandsSchema(_Strict):
+    below = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
+    within = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
+    above = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
+    critical_below = fields.String(validate=validate.OneOf(ALL_BANDS))
+    critical_above = fields.String(validate=validate.OneOf(ALL_BANDS))
+    subdivisions = fields.List(fields.Nested(SubdivisionSchema), load_default=list)
+
+
+class PartitionSchema(_Strict):
+    age_min = fields.Float(validate=validate.Range(min=0, max=150))
+    age_max = fields.Float(validate=validate.Range(min=0, max=150, min_inclusive=False))
+    sex = fields.String(validate=validate.OneOf(SEXES))
+    reference_interval = fields.Nested(LimitsSchema, required=True)
+    critical = fields.Nested(LimitsSchema)
+
+
+class LoincSchema(_Strict):
+    code = fields.String(required=True, validate=validate.Regexp(r"^\d{1,7}-\d$"))
+    display = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    property = fields.String(required=True, validate=validate.OneOf(LOINC_PROPERTIES))
+    specimen = fields.String(load_default="serum_plasma", validate=validate.OneOf(("serum_plasma", "blood")))
+    source = _tag
+
+
+class AlbuminAdjustmentSchema(_Strict):
+    coefficient = fields.Float(required=True, **_positive)
+    nominal_albumin = fields.Float(required=True, **_positive)
+    source = _tag
+
+
+class AnalyteSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    aliases = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list)
+    loinc = fields.List(fields.Nested(LoincSchema), required=True, validate=validate.Length(min=1))
+    canonical_unit = fields.String(required=True)
+    units = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    molar_mass = fields.Nested(MeasureSchema, allow_none=True, load_default=None)
+    valence = fields.Nested(MeasureSchema, allow_none=True, load_default=None)
+    reference_interval = fields.Nested(LimitsSchema, required=True)
+    partitions = fields.List(fields.Nested(PartitionSchema), load_default=list)
+    critical = fields.Nested(LimitsSchema, allow_none=True, load_default=None)
+    implausible = fields.Nested(LimitsSchema, required=True)
+    bands = fields.Nested(BandsSchema, required=True)
+    albumin_adjustment = fields.Nested(AlbuminAdjustmentSchema, allow_none=True, load_default=None)
+
+    @validates_schema
+    def _canonical_listed(self, data: dict, **_: object) -> None:
+        if data.get("canonical_unit") not in data.get("units", ()):
+            raise ValidationError("the canonical unit must be one of `units`", "canonical_unit")
+
+
+class UnitSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    pint = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    ucum = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    kind = fields.String(required=True, validate=validate.OneOf(UNIT_KINDS))
+    spellings = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=list)
+
+
+class UnitsFileSchema(_Strict):
+    units = fields.List(fields.Nested(UnitSchema), required=True, validate=validate.Length(min=1))
+
+
+class SourceSchema(_Strict):
+    citation = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    url = fields.Url(allow_none=True, load_default=None, require_tld=True)
+
+
+class SourcesFileSchema(_Strict):
+    sources = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)),
+                          values=fields.Nested(SourceSchema), required=True)
+
+
+class SeedSchema(_Strict):
+    file = fields.String(required=True, validate=validate.Regexp(r"^[\w.-]+\.txt$"))
+    title = fields.String(required=True)
+
+
+class KnowledgeFileSchema(_Strict):
+    version = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    name = fields.String(required=True)
+    disclaimer = fields.String(required=True, validate=validate.Length(min=20))
+    seeds = fields.List(fields.Nested(SeedSchema), load_default=list)
+
+
+class NoteRuleSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
+    scope = fields.String(required=True, validate=validate.OneOf(("result", "panel")))
+    analyte = fields.String()
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    when = fields.Dict(required=True)
+    text = fields.String(required=True, validate=validate.Length(min=10, max=1200))
+    sources = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _scope(self, data: dict, **_: object) -> None:
+        if data.get("scope") == "result" and not data.get("analyte"):
+            raise ValidationError("a result-scope note names its analyte", "analyte")
+        if data.get("scope") == "panel" and data.get("analyte"):
+            raise ValidationError("a panel note has no analyte", "analyte")
+
+
+class NotesFileSchema(_Strict):
+    notes = fields.List(fields.Nested(NoteRuleSchema), required=True)
+
+
+def first_field(messages: object, prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten marshmallow's nested messages into (dotted.field, message) pairs."""
+    out: list[tuple[str, str]] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            out.extend(first_field(value, name))
+    elif isinstance(messages, list):
+        for item in messages:
+            out.extend(first_field(item, prefix))
+    else:
+        out.append((prefix or "(file)", str(messages)))
+    return out

@@ -1,0 +1,55 @@
+"""Core input types: what every front door parses its request into."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Patient:
+    age_years: float | None = None
+    sex: str | None = None  # female | male | other | unknown
+
+
+@dataclass(frozen=True)
+class Context:
+    """Clinical context that panel notes combine with results."""
+
+    b12_injection_at: datetime | None = None
+    b12_therapy_started_at: datetime | None = None
+    medications: frozenset[str] = frozenset()
+    diet: str | None = None
+    symptoms: frozenset[str] = frozenset()
+    conditions: frozenset[str] = frozenset()
+    hemolyzed: bool = False
+
+
+@dataclass(frozen=True)
+class LabRange:
+    """A laboratory's own reference interval sent with a result; overrides the default limits."""
+
+    low: float | None = None
+    high: float | None = None
+    unit: str | None = None  # as sent; None means the result's own unit
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultInput:
+    """One result as received: the analyte by id/alias or LOINC code, a number or censored string."""
+
+    value: float | int | str | None
+    unit: str | None
+    analyte: str | None = None
+    code: str | None = None
+    id: str | None = None
+    comparator: str | None = None
+    reference_range: LabRange | None = None
+
+
+@dataclass(frozen=True)
+class PanelInput:
+    results: tuple[ResultInput, ...]
+    patient: Patient = field(default_factory=Patient)
+    context: Context = field(default_factory=Context)
+    collected_at: datetime | None = None

@@ -1,0 +1,89 @@
+"""The interpretation report: what the core returns and every front door renders."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def tidy(x: float | None) -> float | None:
+    """Round for display (classification always uses the unrounded value)."""
+    return None if x is None else float(f"{x:.6g}")
+
+
+@dataclass(frozen=True)
+class Note:
+    id: str
+    severity: str
+    text: str
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "severity": self.severity, "text": self.text, "sources": list(self.sources)}
+
+
+@dataclass(frozen=True)
+class RangeUsed:
+    low: float | None  # canonical unit
+    high: float | None
+    canonical_unit: str
+    input_low: float | None  # the caller's unit
+    input_high: float | None
+    input_unit: str
+    origin: str  # default | partition | laboratory
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "low": tidy(self.input_low), "high": tidy(self.input_high), "unit": self.input_unit,
+            "canonical": {"low": tidy(self.low), "high": tidy(self.high), "unit": self.canonical_unit},
+            "origin": self.origin, "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class ResultReport:
+    id: str
+    analyte: str
+    loinc: str
+    value: float | int | str
+    comparator: str | None
+    unit: str
+    normalized_value: float
+    canonical_unit: str
+    band: str
+    flag: str | None
+    critical: bool
+    reference_range: RangeUsed
+    notes: tuple[Note, ...]
+
+    @property
+    def exact(self) -> bool:
+        """A plausible, uncensored measurement."""
+        return self.comparator is None and self.band not in ("implausible", "indeterminate")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "analyte": self.analyte, "loinc": self.loinc,
+            "value": self.value, "comparator": self.comparator, "unit": self.unit,
+            "normalized": {"value": tidy(self.normalized_value), "unit": self.canonical_unit,
+                           "comparator": self.comparator},
+            "band": self.band, "flag": self.flag, "critical": self.critical,
+            "reference_range": self.reference_range.to_dict(),
+            "notes": [n.to_dict() for n in self.notes],
+        }
+
+
+@dataclass(frozen=True)
+class PanelReport:
+    results: tuple[ResultReport, ...]
+    notes: tuple[Note, ...]
+    knowledge_version: str
+    disclaimer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "results": [r.to_dict() for r in self.results],
+            "notes": [n.to_dict() for n in self.notes],
+            "knowledge_version": self.knowledge_version,
+            "disclaimer": self.disclaimer,
+        }

@@ -1,0 +1,41 @@
+"""Parsing result values: numbers and censored strings such as "<150" or ">=2000"."""
+from __future__ import annotations
+
+import math
+import re
+
+from .vocabulary import COMPARATORS
+
+MAX_VALUE = 1e9  # larger numbers are not measurements in any accepted unit; rejected, not classified
+MAX_VALUE_TEXT = 40
+_CENSORED = re.compile(r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*$")
+_UNICODE = {"\u2264": "<=", "\u2265": ">="}
+
+
+def parse_value(value: object, comparator: str | None) -> tuple[float, str | None]:
+    """Return (number, comparator or None); raise ValueError with a message meant for the caller."""
+    if comparator is not None and comparator not in COMPARATORS:
+        raise ValueError(f"comparator must be one of {list(COMPARATORS)}")
+    if isinstance(value, bool) or value is None:
+        raise ValueError("must be a number or a censored value such as \"<50\"")
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_TEXT:
+            raise ValueError(f"is longer than {MAX_VALUE_TEXT} characters")
+        match = _CENSORED.match(value)
+        if not match:
+            raise ValueError("is not a number or a censored value such as \"<50\" or \">=2000\"")
+        sign = _UNICODE.get(match.group(1) or "", match.group(1))
+        if sign and comparator and sign != comparator:
+            raise ValueError(f"says {sign!r} but comparator says {comparator!r}")
+        number, comparator = float(match.group(2)), sign or comparator
+    elif isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        raise ValueError("must be a number or a censored value such as \"<50\"")
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    if number < 0:
+        raise ValueError("must not be negative")
+    if number > MAX_VALUE:
+        raise ValueError(f"is larger than {MAX_VALUE:g}, which no accepted unit allows")
+    return number, comparator
