@@ -72,18 +72,81 @@ def _resolve_range(rng: LabRange, analyte: Analyte, result_unit: Unit | None, kb
     return (None if low is None else low * f, None if high is None else high * f, unit.id), problems
 
 
+@dataclass(frozen=True)
+class _Checked:
+    analyte: Analyte
+    unit: Unit
+    loinc: str
+    value: float
+    comparator: str | None
+    lab_range: tuple[float | None, float | None, str] | None
+
+
+def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Problem]]:
+    """Check one result's analyte, code, unit, value and lab range; paths are relative to the result."""
+    problems: list[Problem] = []
+    analyte: Analyte | None = None
+    loinc = None
+    if item.analyte is None and item.code is None:
+        problems.append(Problem(("analyte",), "name the analyte (`analyte`) or its LOINC code (`code`)"))
+    if item.analyte is not None:
+        analyte = kb.find_analyte(item.analyte)
+        if analyte is None:
+            problems.append(Problem(("analyte",), f"unknown analyte; known: {sorted(kb.analytes)}"))
+    if item.code is not None:
+        by_code = kb.by_loinc.get(item.code)
+        if by_code is None:
+            problems.append(Problem(("code",), f"not a LOINC code this service interprets; known: {sorted(kb.by_loinc)}"))
+        elif analyte is not None and by_code is not analyte:
+            problems.append(Problem(("code",), f"LOINC {item.code} is {by_code.id}, not {analyte.id}"))
+            analyte = None
+        elif item.analyte is None or analyte is not None:
+            analyte, loinc = by_code, item.code
+    unit = None
+    if item.unit is None:
+        problems.append(Problem(("unit",), "unit is required"))
+    else:
+        unit = kb.units.lookup(item.unit)
+        if unit is None:
+            problems.append(Problem(("unit",), "unknown unit; send one of the accepted units listed by GET /v1/analytes"))
+        elif analyte is not None and unit.id not in analyte.factors:
+            problems.append(Problem(("unit",), f"{unit.id} ({unit.kind.replace('_', ' ')}) is not accepted for "
+                                               f"{analyte.id}; accepted: {list(analyte.units)}"))
+            unit = None
+        elif analyte is not None and loinc is not None:
+            prop = next(c.property for c in analyte.loinc if c.code == loinc)
+            if (unit.kind == "mass_concentration") != (prop == "MCnc"):
+                problems.append(Problem(("unit",), f"{unit.id} is a {unit.kind.replace('_', ' ')} but LOINC {loinc} "
+                                                   f"reports {'mass' if prop == 'MCnc' else 'substance'} concentration"))
+                unit = None
+    value, comparator = 0.0, None
+    try:
+        value, comparator = parse_value(item.value, item.comparator)
+    except ValueError as exc:
+        problems.append(Problem(("value",), str(exc)))
+    lab_range = None
+    if item.reference_range is not None and analyte is not None:
+        lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, ("reference_range",))
+        problems.extend(more)
+    if problems or analyte is None or unit is None:
+        return None, problems
+    return _Checked(analyte, unit, loinc or analyte.loinc_for_kind(unit.kind), value, comparator, lab_range), problems
+
+
+def result_problems(item: ResultInput, kb: Knowledge) -> list[Problem]:
+    """Everything wrong with one result on its own (paths relative to the result)."""
+    return _check(item, kb)[1]
+
+
 def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
     problems: list[Problem] = []
     resolved: list[_Resolved] = []
-    given = [r.id for r in panel.results if r.id is not None]
-    taken = set(given)
+    taken = {r.id for r in panel.results if r.id is not None}
     seen: dict[str, int] = {}
     for i, item in enumerate(panel.results):
-        at = ("results", i)
-        before = len(problems)
         if item.id is not None:
             if item.id in seen:
-                problems.append(Problem(at + ("id",), f"duplicate id; also used by /results/{seen[item.id]}"))
+                problems.append(Problem(("results", i, "id"), f"duplicate id; also used by /results/{seen[item.id]}"))
             seen.setdefault(item.id, i)
             rid = item.id
         else:
@@ -92,56 +155,11 @@ def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
                 n += 1
                 rid = f"result-{i + 1}-{n}"
             taken.add(rid)
-        analyte = None
-        loinc = None
-        if item.analyte is None and item.code is None:
-            problems.append(Problem(at + ("analyte",), "name the analyte (`analyte`) or its LOINC code (`code`)"))
-        if item.analyte is not None:
-            analyte = kb.find_analyte(item.analyte)
-            if analyte is None:
-                problems.append(Problem(at + ("analyte",), f"unknown analyte; known: {sorted(kb.analytes)}"))
-        if item.code is not None:
-            by_code = kb.by_loinc.get(item.code)
-            if by_code is None:
-                problems.append(Problem(at + ("code",), f"LOINC code is not one this service interprets; "
-                                                         f"known: {sorted(kb.by_loinc)}"))
-            elif analyte is not None and by_code is not analyte:
-                problems.append(Problem(at + ("code",), f"LOINC {item.code} is {by_code.id}, not {analyte.id}"))
-                analyte = None
-            elif item.analyte is None or analyte is not None:
-                analyte, loinc = by_code, item.code
-        unit = None
-        if item.unit is None:
-            problems.append(Problem(at + ("unit",), "unit is required"))
-        else:
-            unit = kb.units.lookup(item.unit)
-            if unit is None:
-                problems.append(Problem(at + ("unit",), "unknown unit; send one of the accepted units "
-                                                        "listed by GET /v1/analytes"))
-            elif analyte is not None and unit.id not in analyte.factors:
-                problems.append(Problem(at + ("unit",), f"{unit.id} ({unit.kind.replace('_', ' ')}) is not accepted "
-                                                        f"for {analyte.id}; accepted: {list(analyte.units)}"))
-                unit = None
-            elif analyte is not None and loinc is not None:
-                prop = next(c.property for c in analyte.loinc if c.code == loinc)
-                mass = unit.kind == "mass_concentration"
-                if mass != (prop == "MCnc"):
-                    problems.append(Problem(at + ("unit",), f"{unit.id} is a {unit.kind.replace('_', ' ')} but LOINC "
-                                                            f"{loinc} reports {'mass' if prop == 'MCnc' else 'substance'} "
-                                                            f"concentration"))
-                    unit = None
-        value, comparator = 0.0, None
-        try:
-            value, comparator = parse_value(item.value, item.comparator)
-        except ValueError as exc:
-            problems.append(Problem(at + ("value",), str(exc)))
-        lab_range = None
-        if item.reference_range is not None and analyte is not None:
-            lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, at + ("reference_range",))
-            problems.extend(more)
-        if len(problems) == before and analyte is not None and unit is not None:
-            resolved.append(_Resolved(i, rid, item, analyte, unit, loinc or analyte.loinc_for_kind(unit.kind),
-                                      value, comparator, lab_range))
+        checked, more = _check(item, kb)
+        problems.extend(Problem(("results", i) + p.path, p.message) for p in more)
+        if checked is not None:
+            resolved.append(_Resolved(i, rid, item, checked.analyte, checked.unit, checked.loinc, checked.value,
+                                      checked.comparator, checked.lab_range))
     if problems:
         raise InputError(problems)
     return resolved

@@ -1,0 +1,1 @@
+"""The JSON API front door: thin adapters from HTTP to the core and back."""

@@ -1,0 +1,54 @@
+"""GET /v1/analytes: every analyte with its names, codes, units, limits, bands and sources."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+
+from ...core.knowledge import Analyte, Knowledge, Limits
+from ..problem_docs import document_problems
+from .schemas import CatalogueSchema
+
+
+def _limits(lim: Limits | None, kb: Knowledge) -> dict[str, Any] | None:
+    if lim is None:
+        return None
+    tags = [t for t in dict.fromkeys((lim.low_source, lim.high_source)) if t]
+    return {"low": lim.low, "high": lim.high, "sources": [kb.sources[t].reference for t in tags]}
+
+
+def describe(a: Analyte, kb: Knowledge) -> dict[str, Any]:
+    """The public description of one analyte (also used by the clinician form)."""
+    return {
+        "id": a.id, "name": a.name, "aliases": list(a.aliases),
+        "loinc": [{"code": c.code, "display": c.display, "property": c.property, "specimen": c.specimen}
+                  for c in a.loinc],
+        "canonical_unit": a.canonical_unit,
+        "units": [{"id": u, "ucum": kb.units.units[u].ucum, "kind": kb.units.units[u].kind,
+                   "spellings": list(dict.fromkeys((u, kb.units.units[u].ucum, *kb.units.units[u].spellings))),
+                   "factor_to_canonical": a.factors[u]} for u in a.units],
+        "molar_mass_g_per_mol": a.molar_mass, "valence": a.valence,
+        "reference_interval": _limits(a.reference_interval, kb),
+        "partitions": [{"age_min": p.age_min, "age_max": p.age_max, "sex": p.sex,
+                        "reference_interval": _limits(p.reference_interval, kb)} for p in a.partitions],
+        "critical": _limits(a.critical, kb),
+        "implausible": _limits(a.implausible, kb),
+        "bands": list(a.bands.order()),
+        "sources": sorted({kb.sources[t].reference for t in a.sources.values()}),
+    }
+
+
+blp = Blueprint("analytes", __name__, url_prefix="/v1", description="The analytes and the knowledge behind them.")
+
+
+@blp.route("/analytes", methods=["GET"])
+@blp.doc(operationId="listAnalytes")
+@blp.alt_response(200, schema=CatalogueSchema, success=True, description="The analyte catalogue.")
+@document_problems(blp, 500)
+def list_analytes() -> ResponseReturnValue:
+    """List the analytes, their accepted units, reference limits and sources."""
+    kb: Knowledge = current_app.extensions["labinterp.knowledge"]
+    return jsonify({"knowledge_version": kb.version,
+                    "analytes": [describe(a, kb) for a in kb.analytes.values()]})

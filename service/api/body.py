@@ -1,0 +1,47 @@
+"""Reading a JSON request body defensively: media type, size, encoding, syntax, nesting depth."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from ..core.errors import Problem
+from .problems import ApiProblem
+
+JSON_TYPES = ("application/json",)
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype in JSON_TYPES or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
+    """Return the parsed body or raise ApiProblem (415, 413, 400) with a pointer to the body root."""
+    if not (request.mimetype in accept or (accept == JSON_TYPES and _is_json(request.mimetype))):
+        raise ApiProblem(415, f"send the body as {' or '.join(accept)}", [Problem((), "unsupported media type")])
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
+    if not raw.strip():
+        raise ApiProblem(400, "the body is empty", [Problem((), "expected a JSON object")])
+    try:
+        text = raw.decode("utf-8")  # RFC 8259: JSON exchanged between systems is UTF-8
+    except UnicodeDecodeError as exc:
+        raise ApiProblem(400, f"the body is not UTF-8 (byte {exc.start})", [Problem((), "not UTF-8")]) from None
+    try:
+        # NaN and Infinity are parsed so that the field holding them is named in a 422.
+        return json.loads(text)
+    except RecursionError:
+        raise ApiProblem(400, "the JSON document is nested too deeply", [Problem((), "nested too deeply")]) from None
+    except ValueError as exc:
+        raise ApiProblem(400, f"the body is not valid JSON: {_describe(exc)}", [Problem((), "invalid JSON")]) from None
+
+
+def _describe(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return str(exc)

@@ -1,0 +1,45 @@
+"""Strict marshmallow fields: JSON types are not coerced ("30" is not a number, "yes" not a boolean)."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class StrictFloat(fields.Float):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("Not a valid number.")
+        if not math.isfinite(float(value)):
+            raise ValidationError("Must be a finite number.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
+
+
+class Text(fields.String):
+    """A string without control characters (they have no place in ids, units or names)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROL.search(text):
+            raise ValidationError("Must not contain control characters.")
+        return text
+
+
+class NumberOrCensored(fields.Field):
+    """A result value: a JSON number, or a string such as "<50"; the core checks the content."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | int | str:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValidationError("Must be a number or a censored value such as \"<50\".")
+        return value

@@ -1,0 +1,143 @@
+"""Request and response schemas of /v1/interpretations (the response ones document, they do not dump)."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from ...core.knowledge import Knowledge
+from ...core.values import MAX_VALUE
+from ...core.vocabulary import COMPARATORS, CONDITIONS, DIETS, FLAGS, MEDICATIONS, SEXES, SYMPTOMS
+from ..fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
+
+CENSORED_PATTERN = r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*[0-9]{1,12}(\.[0-9]{1,12})?\s*$"
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE  # unknown fields are rejected, never silently ignored
+
+
+def _unique_list(choices: tuple[str, ...], description: str) -> fields.List:
+    return fields.List(fields.String(validate=validate.OneOf(choices)), validate=validate.Length(max=len(choices)),
+                       load_default=list, metadata={"description": description, "uniqueItems": True})
+
+
+class PatientSchema(Strict):
+    age_years = StrictFloat(validate=validate.Range(min=0, max=130), metadata={"description": "Age in years."})
+    sex = fields.String(validate=validate.OneOf(SEXES))
+
+
+class SpecimenSchema(Strict):
+    hemolyzed = StrictBoolean(load_default=False, metadata={"description": "The laboratory reported hemolysis."})
+
+
+class ContextSchema(Strict):
+    b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
+    b12_therapy_started_at = fields.AwareDateTime(metadata={"description": "Start of B12 replacement therapy."})
+    medications = _unique_list(MEDICATIONS, "Current medications, by class.")
+    diet = fields.String(validate=validate.OneOf(DIETS))
+    symptoms = _unique_list(SYMPTOMS, "Symptoms reported.")
+    conditions = _unique_list(CONDITIONS, "Known conditions relevant to the analytes.")
+    specimen = fields.Nested(SpecimenSchema)
+
+
+def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, type[Schema]]:
+    """Build the request schema for this knowledge and these limits (enums come from the knowledge)."""
+    names = sorted({n for a in kb.analytes.values() for n in (a.id, *a.aliases)})
+    codes = sorted(kb.by_loinc)
+    units = sorted({s for u in kb.units.units.values() for s in (u.id, u.ucum, *u.spellings)})
+    value_doc = {"oneOf": [{"type": "number", "minimum": 0, "maximum": MAX_VALUE},
+                           {"type": "string", "pattern": CENSORED_PATTERN, "maxLength": 40}],
+                 "description": "The result: a number, or a censored value such as \"<50\" or \">=2000\"."}
+
+    class LabRangeSchema(Strict):
+        low = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
+        high = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
+        unit = Text(validate=validate.Length(min=1, max=32), metadata={
+            "description": "Unit of low and high; defaults to the result's unit.", "examples": units[:3]})
+        text = Text(validate=validate.Length(max=max_string))
+
+    class ResultSchema(Strict):
+        id = Text(validate=validate.Length(min=1, max=64),
+                  metadata={"description": "Caller's id, echoed back; generated when absent. Unique per panel."})
+        analyte = Text(validate=validate.Length(min=1, max=64), metadata={
+            "description": "Analyte id or alias (case-insensitive). Give this or `code`.",
+            "x-known-values": names})
+        code = Text(validate=validate.Length(min=1, max=16), metadata={
+            "description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
+        value = NumberOrCensored(required=True, metadata=value_doc)
+        comparator = fields.String(validate=validate.OneOf(COMPARATORS))
+        unit = Text(required=True, validate=validate.Length(min=1, max=32), metadata={
+            "description": "Unit, in a common spelling or as a UCUM code (case-insensitive).",
+            "x-known-values": units})
+        reference_range = fields.Nested(LabRangeSchema, metadata={
+            "description": "The laboratory's own reference interval; replaces the default normal limits."})
+
+    class PanelSchema(Strict):
+        patient = fields.Nested(PatientSchema)
+        context = fields.Nested(ContextSchema)
+        collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
+        results = fields.List(fields.Nested(ResultSchema), required=True,
+                              validate=validate.Length(min=1, max=max_results))
+
+    LabRangeSchema.__name__, ResultSchema.__name__, PanelSchema.__name__ = "LabRange", "ResultInput", "Panel"
+    return {"LabRange": LabRangeSchema, "ResultInput": ResultSchema, "Panel": PanelSchema}
+
+
+# ---- response documentation -------------------------------------------------------------------
+
+class NoteSchema(Schema):
+    id = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
+    text = fields.String(required=True)
+    sources = fields.List(fields.String(), required=True,
+                          metadata={"description": "Seed document file names or URLs the note rests on."})
+
+
+class CanonicalRangeSchema(Schema):
+    low = fields.Float(required=True, allow_none=True)
+    high = fields.Float(required=True, allow_none=True)
+    unit = fields.String(required=True)
+
+
+class RangeUsedSchema(Schema):
+    low = fields.Float(required=True, allow_none=True, metadata={"description": "In the caller's unit."})
+    high = fields.Float(required=True, allow_none=True)
+    unit = fields.String(required=True)
+    canonical = fields.Nested(CanonicalRangeSchema, required=True)
+    origin = fields.String(required=True, validate=validate.OneOf(("default", "partition", "laboratory")))
+    source = fields.String(required=True)
+
+
+class NormalizedSchema(Schema):
+    value = fields.Float(required=True)
+    unit = fields.String(required=True)
+    comparator = fields.String(required=True, allow_none=True, validate=validate.OneOf(COMPARATORS))
+
+
+def _value_field() -> fields.Field:
+    return fields.Raw(required=True, metadata={"oneOf": [{"type": "number"}, {"type": "string"}]})
+
+
+class ResultReportSchema(Schema):
+    id = fields.String(required=True)
+    analyte = fields.String(required=True)
+    loinc = fields.String(required=True)
+    value = _value_field()
+    comparator = fields.String(required=True, allow_none=True, validate=validate.OneOf(COMPARATORS))
+    unit = fields.String(required=True)
+    normalized = fields.Nested(NormalizedSchema, required=True)
+    band = fields.String(required=True)
+    flag = fields.String(required=True, allow_none=True, validate=validate.OneOf(FLAGS))
+    critical = fields.Boolean(required=True)
+    reference_range = fields.Nested(RangeUsedSchema, required=True)
+    notes = fields.List(fields.Nested(NoteSchema), required=True)
+
+
+class ReportSchema(Schema):
+    results = fields.List(fields.Nested(ResultReportSchema), required=True)
+    notes = fields.List(fields.Nested(NoteSchema), required=True)
+    knowledge_version = fields.String(required=True)
+    disclaimer = fields.String(required=True)
+

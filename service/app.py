@@ -1,0 +1,103 @@
+"""The application factory: loads the knowledge (failing fast), wires the front doors."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+import flask_smorest
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from .api import health
+from .api.analytes import views as analytes_views
+from .api.interpretations import views as interpretations_views
+from .api.interpretations.schemas import make_schemas
+from .api.problems import ApiProblem, problem_response
+from .config import Settings
+from .core.knowledge import Knowledge, load_knowledge
+
+log = logging.getLogger("labinterp")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+API_DESCRIPTION = """\
+Interprets serum vitamin B12, potassium, magnesium and calcium results (with ionized calcium and
+albumin): normalizes each value to its analyte's canonical unit, classifies it against sourced
+reference ranges, and adds interpretation notes that cite their sources. Decision support only.
+
+Every error is `application/problem+json` (RFC 9457) and lists every problem of the request,
+each located by a JSON pointer. Unknown fields are rejected, never ignored.
+"""
+
+
+class LabApi(flask_smorest.Api):
+    """flask-smorest's Api with problem+json errors and no generic error component."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self) -> None:  # the default "Error" components do not describe our errors
+        return None
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}  # keep Allow on 405
+        return problem_response(error.code or 500, error.description or "", headers=headers)
+
+
+def _spec_kwargs() -> dict[str, Any]:
+    return {"info": {"description": API_DESCRIPTION,
+                     "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}}}
+
+
+def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
+    """Build the service. Raises KnowledgeError (naming file and field) when the knowledge is invalid."""
+    settings = settings or Settings.from_env()
+    kb = knowledge or load_knowledge(settings.ranges_dir)
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="labinterp", API_VERSION="1.0.0", OPENAPI_VERSION="3.1.0",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["labinterp.settings"] = settings
+    app.extensions["labinterp.knowledge"] = kb
+
+    api = LabApi(app, spec_kwargs=_spec_kwargs())
+    schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
+    api.register_blueprint(interpretations_views.make_blueprint(schemas, kb))
+    api.register_blueprint(analytes_views.blp)
+    api.register_blueprint(health.blp)
+    app.extensions["labinterp.contract_yaml"] = health.render_spec(api.spec.to_dict())
+
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem) -> Response:
+        return problem_response(exc.status, exc.detail, exc.problems, exc.title)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        # Type and place only: an exception message may quote a patient value.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+        log.error("unhandled %s at %s (request %s, %s %s)", type(exc).__name__, where,
+                  g.get("request_id"), request.method, request.path)
+        return problem_response(500, "an unexpected error occurred; it has been logged without request data")
+
+    @app.before_request
+    def _request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = "no-store"  # results are patient data
+        resp.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+        return resp
+
+    log.info("knowledge %s loaded from %s: %d analytes, %d note rules", kb.version, kb.directory,
+             len(kb.analytes), len(kb.notes))
+    return app

@@ -1,0 +1,33 @@
+"""Service settings: safe defaults, overridable by LABINTERP_* environment variables or create_app()."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_body_bytes: int = 1_048_576  # LABINTERP_MAX_BODY_BYTES: larger bodies get 413 unread
+    max_results: int = 100  # LABINTERP_MAX_RESULTS: results per panel
+    max_string_length: int = 200  # LABINTERP_MAX_STRING_LENGTH: ids, free-text fields
+    ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("LABINTERP_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            if f.type == "int":
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be a whole number, not {raw!r}") from None
+                if values[f.name] < 1:
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be at least 1")
+            else:
+                values[f.name] = raw
+        return replace(cls(**values), **overrides)

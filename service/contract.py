@@ -1,0 +1,17 @@
+"""Print the OpenAPI contract generated from the code: `python -m service.contract > openapi.yaml`."""
+from __future__ import annotations
+
+import sys
+
+from .app import create_app
+from .config import Settings
+
+
+def generate() -> str:
+    """The contract of an app with default settings and the bundled knowledge."""
+    app = create_app(Settings())
+    return str(app.extensions["labinterp.contract_yaml"])
+
+
+if __name__ == "__main__":
+    sys.stdout.write(generate())
