@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import uuid
 from typing import Any
@@ -10,9 +11,10 @@ import flask_smorest
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from .api import health
+from .api import auth, health
 from .api.analytes import views as analytes_views
 from .api.interpretations import views as interpretations_views
+from .api.interpretations.contract_doc import refine_contract
 from .api.interpretations.schemas import make_schemas
 from .api.problems import ApiProblem, problem_response
 from .config import Settings
@@ -44,13 +46,26 @@ class LabApi(flask_smorest.Api):
         return problem_response(error.code or 500, error.description or "", headers=headers)
 
 
+def _configure_logging() -> None:
+    """One stderr handler for the service's own logger (gunicorn configures only its own)."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(os.environ.get("LABINTERP_LOG_LEVEL", "info").upper())
+
+
 def _spec_kwargs() -> dict[str, Any]:
     return {"info": {"description": API_DESCRIPTION,
-                     "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}}}
+                     "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}},
+            "components": {"securitySchemes": {"apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "Required on /v1 when the service is configured with LABINTERP_API_KEYS."}}}}
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
     """Build the service. Raises KnowledgeError (naming file and field) when the knowledge is invalid."""
+    _configure_logging()
     settings = settings or Settings.from_env()
     kb = knowledge or load_knowledge(settings.ranges_dir)
     app = Flask(__name__)
@@ -67,7 +82,11 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(interpretations_views.make_blueprint(schemas, kb))
     api.register_blueprint(analytes_views.blp)
     api.register_blueprint(health.blp)
-    app.extensions["labinterp.contract_yaml"] = health.render_spec(api.spec.to_dict())
+    contract = refine_contract(api.spec.to_dict(), kb)
+    app.extensions["labinterp.contract"] = contract
+    app.extensions["labinterp.contract_yaml"] = health.render_spec(contract)
+
+    auth.install(app, settings.api_keys)
 
     @app.errorhandler(ApiProblem)
     def _api_problem(exc: ApiProblem) -> Response:

@@ -12,6 +12,7 @@ class Settings:
     max_results: int = 100  # LABINTERP_MAX_RESULTS: results per panel
     max_string_length: int = 200  # LABINTERP_MAX_STRING_LENGTH: ids, free-text fields
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
+    api_keys: tuple[str, ...] = ()  # LABINTERP_API_KEYS: comma-separated; empty means /v1 runs open
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -21,7 +22,9 @@ class Settings:
             raw = env.get("LABINTERP_" + f.name.upper())
             if raw is None or raw == "":
                 continue
-            if f.type == "int":
+            if f.name == "api_keys":
+                values[f.name] = tuple(k.strip() for k in raw.split(",") if k.strip())
+            elif f.type == "int":
                 try:
                     values[f.name] = int(raw)
                 except ValueError:

@@ -216,9 +216,8 @@ def copy_ranges(tmp_path: Path, name: str = "ranges") -> Path:
 
 
 def edit_yaml(directory: Path, name: str, change: Callable[[Any], Any]) -> None:
-    """Load a YAML file of a copied folder, let `change` mutate (or replace) it, write it back."""
+    """Load a YAML file of a copied folder, let `change` mutate it in place, write it back."""
     path = directory / name
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    out = change(data)
-    path.write_text(yaml.safe_dump(data if out is None else out, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    change(data)  # any return value is ignored
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

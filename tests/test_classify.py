@@ -124,15 +124,22 @@ def test_implausible_is_flagged_null_and_never_critical(analyte):
         assert r.to_dict()["flag"] is None
 
 
-@pytest.mark.parametrize("analyte", ANALYTES)
-def test_no_b12_critical_and_albumin_has_no_critical_band(analyte):
+NO_CRITICAL = [a for a in ANALYTES if h.raw_analyte(a).get("critical") is None]
+
+
+def test_b12_and_albumin_have_no_critical_limits():
+    # no laboratory lists B12 critical values (S29b); albumin is used for the adjustment only
+    assert {"vitamin_b12", "albumin"} <= set(NO_CRITICAL)
+
+
+@pytest.mark.parametrize("analyte", NO_CRITICAL)
+def test_analyte_without_critical_limits_is_never_critical(analyte):
     raw = h.raw_analyte(analyte)
     order = h.kb().analytes[analyte].bands.order()
-    if raw.get("critical") is None:
-        assert not any(b.startswith("critical") for b in order)
-        # nothing this analyte can report is critical
-        for value in (raw["implausible"]["low"], raw["implausible"]["high"]):
-            assert h.one(analyte, value).critical is False
+    assert not any(b.startswith("critical") for b in order)
+    for value in (raw["implausible"]["low"], raw["implausible"]["high"]):
+        r = h.one(analyte, value)
+        assert r.critical is False and r.flag in ("L", "H")
 
 
 # ------------------------------------------------------------------ calcium age partitions

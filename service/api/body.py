@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.errors import Problem
 from .problems import ApiProblem
@@ -23,9 +24,7 @@ def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
-    raw = request.stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
+    raw = _read_limited(max_bytes)
     if not raw.strip():
         raise ApiProblem(400, "the body is empty", [Problem((), "expected a JSON object")])
     try:
@@ -39,6 +38,27 @@ def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
         raise ApiProblem(400, "the JSON document is nested too deeply", [Problem((), "nested too deeply")]) from None
     except ValueError as exc:
         raise ApiProblem(400, f"the body is not valid JSON: {_describe(exc)}", [Problem((), "invalid JSON")]) from None
+
+
+def _read_limited(max_bytes: int) -> bytes:
+    """Read at most max_bytes; a body without Content-Length that goes on past that is a 413."""
+    too_large = ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = request.stream.read(min(65536, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large
+            if size == max_bytes and request.stream.read(1):
+                raise too_large
+    except RequestEntityTooLarge:
+        raise too_large from None
+    return b"".join(chunks)
 
 
 def _describe(exc: ValueError) -> str:

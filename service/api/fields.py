@@ -14,6 +14,8 @@ class StrictFloat(fields.Float):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError("Not a valid number.")
+        if isinstance(value, int) and abs(value) > 10**300:
+            raise ValidationError("Number too large.")
         if not math.isfinite(float(value)):
             raise ValidationError("Must be a finite number.")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -26,8 +28,15 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+NO_CONTROL_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+
+
 class Text(fields.String):
     """A string without control characters (they have no place in ids, units or names)."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("metadata", {}).setdefault("pattern", NO_CONTROL_PATTERN)
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)

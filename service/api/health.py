@@ -27,7 +27,9 @@ def health() -> ResponseReturnValue:
 @blp.route("/openapi.yaml", methods=["GET"])
 @blp.doc(operationId="contract", responses={"200": {
     "description": "This contract, as OpenAPI 3.1 YAML.",
-    "content": {"application/yaml": {"schema": {"type": "string"}}}}})
+    "content": {"application/yaml": {"schema": {
+        "type": "object", "required": ["openapi", "info", "paths"],
+        "description": "The OpenAPI document."}}}}})
 def contract() -> ResponseReturnValue:
     """The OpenAPI contract of this running service."""
     text = current_app.extensions["labinterp.contract_yaml"]

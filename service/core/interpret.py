@@ -13,6 +13,7 @@ from .report import Note, PanelReport, RangeUsed, ResultReport
 from .rules import Env, Fact
 from .units import Unit
 from .values import parse_value
+from .vocabulary import COMPARATORS
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,10 +121,13 @@ def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Prob
                                                    f"reports {'mass' if prop == 'MCnc' else 'substance'} concentration"))
                 unit = None
     value, comparator = 0.0, None
-    try:
-        value, comparator = parse_value(item.value, item.comparator)
-    except ValueError as exc:
-        problems.append(Problem(("value",), str(exc)))
+    if item.comparator is not None and item.comparator not in COMPARATORS:
+        problems.append(Problem(("comparator",), f"must be one of {list(COMPARATORS)}"))
+    else:
+        try:
+            value, comparator = parse_value(item.value, item.comparator)
+        except ValueError as exc:
+            problems.append(Problem(("value",), str(exc)))
     lab_range = None
     if item.reference_range is not None and analyte is not None:
         lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, ("reference_range",))
@@ -165,11 +169,24 @@ def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
     return resolved
 
 
+def _lab_interval(lab: tuple[float | None, float | None, str], default: Interval) -> Interval:
+    """The laboratory's limits; a side it leaves out keeps the default, unless that would invert the
+    interval, in which case that side is open (as FHIR reads a missing bound)."""
+    low, high, _ = lab
+    low_source = high_source = LAB_SOURCE
+    if low is None and default.low is not None and (high is None or default.low <= high):
+        low, low_source = default.low, default.low_source
+    if high is None and default.high is not None and (low is None or default.high >= low):
+        high, high_source = default.high, default.high_source
+    return Interval(low, high, "laboratory", low_source, high_source)
+
+
+LAB_SOURCE = "laboratory"
+
+
 def _source_text(kb: Knowledge, interval: Interval) -> str:
-    if interval.origin == "laboratory":
-        return "laboratory"
     tags = dict.fromkeys(t for t in (interval.low_source, interval.high_source) if t)
-    return "; ".join(kb.sources[t].reference for t in tags)
+    return "; ".join(LAB_SOURCE if t == LAB_SOURCE else kb.sources[t].reference for t in tags)
 
 
 def _derived(reports: list[ResultReport], kb: Knowledge) -> dict[str, str]:
@@ -196,18 +213,31 @@ def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
     return tuple(notes)
 
 
+def _time_problems(panel: PanelInput) -> list[Problem]:
+    """Times must carry a UTC offset: comparing a local time with an offset time would be a guess."""
+    times = {("collected_at",): panel.collected_at,
+             ("context", "b12_injection_at"): panel.context.b12_injection_at,
+             ("context", "b12_therapy_started_at"): panel.context.b12_therapy_started_at}
+    return [Problem(path, "must include a UTC offset (for example 2026-11-19T08:00:00Z)")
+            for path, moment in times.items() if moment is not None and moment.utcoffset() is None]
+
+
 def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
                     now: datetime | None = None) -> PanelReport:
     """Interpret every result of a panel, in input order; raise InputError listing every problem."""
     kb = knowledge or default_knowledge()
-    resolved = _resolve(panel, kb)
+    try:
+        resolved = _resolve(panel, kb)
+        time_problems = _time_problems(panel)
+    except InputError as exc:
+        raise InputError(list(exc.problems) + _time_problems(panel)) from None
+    if time_problems:
+        raise InputError(time_problems)
     reports: list[ResultReport] = []
     for r in resolved:
         interval, critical = select_limits(r.analyte, panel.patient)
         if r.lab_range is not None:
-            low, high, _ = r.lab_range
-            interval = Interval(low if low is not None else interval.low, high if high is not None else interval.high,
-                                "laboratory", None, None)
+            interval = _lab_interval(r.lab_range, interval)
         canonical = r.value * r.analyte.factors[r.unit.id]
         c = classify(r.analyte, canonical, r.comparator, interval, critical)
         back = r.analyte.factors[r.unit.id]

@@ -270,8 +270,11 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seeds: tuple[st
         for j, s in enumerate(r["sources"]):
             if s in seeds:
                 refs.append(s)
-            elif s in sources:
+            elif s in sources and sources[s].url:
                 refs.append(sources[s].reference)
+            elif s in sources:
+                raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
+                                     f"{s!r} has no URL; a note cites seed files or sources with a URL")
             else:
                 raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
                                      f"{s!r} is neither a seed in knowledge.yaml nor a tag in sources.yaml")

@@ -6,7 +6,7 @@ import re
 
 from .vocabulary import COMPARATORS
 
-MAX_VALUE = 1e9  # larger numbers are not measurements in any accepted unit; rejected, not classified
+MAX_VALUE = 1e12  # larger numbers are not measurements in any accepted unit; rejected, not classified
 MAX_VALUE_TEXT = 40
 _CENSORED = re.compile(r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*$")
 _UNICODE = {"\u2264": "<=", "\u2265": ">="}
@@ -25,10 +25,12 @@ def parse_value(value: object, comparator: str | None) -> tuple[float, str | Non
         if not match:
             raise ValueError("is not a number or a censored value such as \"<50\" or \">=2000\"")
         sign = _UNICODE.get(match.group(1) or "", match.group(1))
-        if sign and comparator and sign != comparator:
-            raise ValueError(f"says {sign!r} but comparator says {comparator!r}")
+        if comparator is not None:
+            raise ValueError("with `comparator`, give the value as a number (a string carries its own sign)")
         number, comparator = float(match.group(2)), sign or comparator
     elif isinstance(value, (int, float)):
+        if isinstance(value, int) and abs(value) > 10**300:
+            raise ValueError(f"is larger than {MAX_VALUE:g}, which no accepted unit allows")
         number = float(value)
     else:
         raise ValueError("must be a number or a censored value such as \"<50\"")

@@ -44,9 +44,9 @@ blp = Blueprint("analytes", __name__, url_prefix="/v1", description="The analyte
 
 
 @blp.route("/analytes", methods=["GET"])
-@blp.doc(operationId="listAnalytes")
+@blp.doc(operationId="listAnalytes", security=[{"apiKey": []}])
 @blp.alt_response(200, schema=CatalogueSchema, success=True, description="The analyte catalogue.")
-@document_problems(blp, 500)
+@document_problems(blp, 401, 500)
 def list_analytes() -> ResponseReturnValue:
     """List the analytes, their accepted units, reference limits and sources."""
     kb: Knowledge = current_app.extensions["labinterp.knowledge"]

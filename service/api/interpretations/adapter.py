@@ -57,13 +57,16 @@ def parse_panel(body: Any, panel_schema: Schema, result_schema: Schema, kb: Know
     """Validate structure and content together, so that every problem is reported at once."""
     if not isinstance(body, dict):
         raise InputError([Problem((), f"expected a JSON object, got {type(body).__name__}")])
+    results = body.get("results")
+    if isinstance(results, list) and len(results) > max_results:
+        # Checked first and alone: a huge list is refused without looking at its items.
+        raise InputError([Problem(("results",), f"at most {max_results} results per panel; got {len(results)}")])
     try:
         return to_panel(panel_schema.load(body))
     except ValidationError as exc:
         problems = flatten(exc.messages)
     # Structure is broken somewhere; still check the content of every result, field by field.
-    results = body.get("results")
-    if isinstance(results, list) and len(results) <= max_results:
+    if isinstance(results, list):
         flagged = {p.path[:3] for p in problems if len(p.path) > 2 and p.path[0] == "results"}
         for i, raw in enumerate(results):
             if not isinstance(raw, dict) or ("results", i) in {p.path[:2] for p in problems if len(p.path) == 2}:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ...core.knowledge import Knowledge
 from ...core.values import MAX_VALUE
@@ -18,8 +18,14 @@ class Strict(Schema):
         unknown = RAISE  # unknown fields are rejected, never silently ignored
 
 
+def _no_repeats(items: list[str]) -> None:
+    if len(set(items)) != len(items):
+        raise ValidationError("Items must be unique.")
+
+
 def _unique_list(choices: tuple[str, ...], description: str) -> fields.List:
-    return fields.List(fields.String(validate=validate.OneOf(choices)), validate=validate.Length(max=len(choices)),
+    return fields.List(fields.String(validate=validate.OneOf(choices)),
+                       validate=[validate.Length(max=len(choices)), _no_repeats],
                        load_default=list, metadata={"description": description, "uniqueItems": True})
 
 

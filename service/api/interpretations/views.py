@@ -23,13 +23,13 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge) -> Blueprint:
     panel_schema, result_schema = schemas["Panel"](), schemas["ResultInput"]()
 
     @blp.route("/interpretations", methods=["POST"])
-    @blp.doc(operationId="interpretPanel", requestBody={
+    @blp.doc(operationId="interpretPanel", security=[{"apiKey": []}], requestBody={
         "required": True,
         "content": {"application/json": {"schema": schemas["Panel"], "example": PANEL_EXAMPLE}},
     })
     @blp.alt_response(200, schema=ReportSchema, success=True, example=report_example(kb, schemas),
                       description="Every result, in input order, with its band, flag and notes; then panel notes.")
-    @document_problems(blp, 400, 413, 415, 422, 500)
+    @document_problems(blp, 400, 401, 413, 415, 422, 500)
     def interpret() -> ResponseReturnValue:
         """Interpret one lab panel.
 

@@ -1,0 +1,40 @@
+"""Bearer API keys for /v1: constant-time comparison; health and the contract stay open."""
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Flask, Response, request
+
+from .problems import problem_response
+
+log = logging.getLogger("labinterp")
+PROTECTED_PREFIX = "/v1/"
+MAX_KEY_LENGTH = 256
+
+
+def _authorized(header: str, keys: tuple[bytes, ...]) -> bool:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_KEY_LENGTH:
+        return False
+    given = token.strip().encode("utf-8", "surrogateescape")
+    # Compare against every key, always, so timing says nothing about which key nearly matched.
+    return sum(hmac.compare_digest(given, key) for key in keys) > 0
+
+
+def install(app: Flask, api_keys: tuple[str, ...]) -> None:
+    """Require a key on /v1 when keys are configured; otherwise say once that the service runs open."""
+    if not api_keys:
+        log.warning("LABINTERP_API_KEYS is not set: /v1 endpoints accept requests without authentication")
+        return
+    keys = tuple(k.encode("utf-8") for k in api_keys)
+    log.info("API keys configured: /v1 endpoints require Authorization: Bearer <key>")
+
+    @app.before_request
+    def _require_key() -> Response | None:
+        if not request.path.startswith(PROTECTED_PREFIX):
+            return None
+        if _authorized(request.headers.get("Authorization", ""), keys):
+            return None
+        return problem_response(401, "send a valid API key as Authorization: Bearer <key>",
+                                headers={"WWW-Authenticate": 'Bearer realm="labinterp"'})
