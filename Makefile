@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test clean openapi
+.PHONY: run test fuzz install install-test clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
+fuzz: install-test
+	$(BIN)/python fuzz/fuzz_parsers.py
 
 # Regenerate openapi.yaml from the code (a test fails when the committed file drifts).
 openapi: install

@@ -43,10 +43,10 @@ def main(argv: list[str]) -> int:
         print(f"usage error: {exc}; targets: {', '.join(TARGETS)}", file=sys.stderr)
         return 2
 
-    # An unexpected error is logged by the service on every 5xx; the run reports those itself.
-    logging.getLogger("labinterp").setLevel(logging.CRITICAL)
     spec = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
     harness = Harness(create_app(Settings()), ResponseChecker(spec))
+    # The service logs every unexpected error (type and place); the run reports those itself.
+    logging.getLogger("labinterp").setLevel(logging.CRITICAL)
     print(f"fuzzing {len(chosen)} target(s), {examples} examples each"
           + (f", seed {seed}" if seed is not None else ", random seed"), flush=True)
 

@@ -19,9 +19,11 @@ PANEL_EXAMPLE: dict[str, Any] = {
 }
 
 
-def report_example(kb: Knowledge, schemas: dict[str, Any]) -> dict[str, Any]:
+def report_example(kb: Knowledge) -> dict[str, Any]:
     """Run the example through the real parser and core, so the documented answer cannot go stale."""
     from .adapter import parse_panel
+    from .schemas import make_schemas
 
-    panel = parse_panel(PANEL_EXAMPLE, schemas["Panel"](), schemas["ResultInput"](), kb, 100)
+    schemas = make_schemas(kb, max_results=len(PANEL_EXAMPLE["results"]), max_string=200)
+    panel = parse_panel(PANEL_EXAMPLE, schemas["Panel"](), schemas["ResultInput"](), kb, len(PANEL_EXAMPLE["results"]))
     return interpret_panel(panel, kb).to_dict()

@@ -27,7 +27,7 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge) -> Blueprint:
         "required": True,
         "content": {"application/json": {"schema": schemas["Panel"], "example": PANEL_EXAMPLE}},
     })
-    @blp.alt_response(200, schema=ReportSchema, success=True, example=report_example(kb, schemas),
+    @blp.alt_response(200, schema=ReportSchema, success=True, example=report_example(kb),
                       description="Every result, in input order, with its band, flag and notes; then panel notes.")
     @document_problems(blp, 400, 401, 413, 415, 422, 500)
     def interpret() -> ResponseReturnValue:
