@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app = Flask(__name__)
     app.config.update(
         API_TITLE="labinterp", API_VERSION="1.0.0", OPENAPI_VERSION="3.1.0",
-        MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False,
+        # One byte above our limit: body.read_json probes one byte past it to tell "exactly the limit"
+        # (accepted) from "more" (413); Werkzeug's own cap would refuse the probe itself.
+        MAX_CONTENT_LENGTH=settings.max_body_bytes + 1, JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["labinterp.settings"] = settings

@@ -401,17 +401,41 @@ def test_declared_length_over_limit_is_refused_without_reading(app, conform):
     assert [e["pointer"] for e in data["errors"]] == [""]
 
 
+def _streamed(app, body: bytes, declare_length: bool = False) -> tuple[int, dict[str, str], bytes, float, int]:
+    """POST `body` as it arrives through gunicorn (which sets wsgi.input_terminated): as a chunked
+    upload without Content-Length, or with a truthful Content-Length."""
+    stream = io.BytesIO(body)
+    env = _environ(**{"wsgi.input_terminated": True})
+    if declare_length:
+        env["CONTENT_LENGTH"] = str(len(body))
+    else:
+        env.pop("CONTENT_LENGTH", None)
+    env["wsgi.input"] = stream
+    status, headers, out, elapsed = _call_wsgi(app, env)
+    return status, headers, out, elapsed, stream.tell()
+
+
+@pytest.mark.parametrize("declare_length", [False, True], ids=["chunked", "content-length"])
+@pytest.mark.parametrize("size, status", [(LIMIT - 1, 200), (LIMIT, 200), (LIMIT + 1, 413)],
+                         ids=["below-limit", "at-limit", "over-limit"])
+def test_body_limit_under_a_gunicorn_like_environ(app, conform, size, status, declare_length):
+    """The limit is the same with or without Content-Length: a body of exactly the limit is fine
+    ("larger request bodies get 413"). The test client does not set wsgi.input_terminated, gunicorn does."""
+    got, headers, body, elapsed, read = _streamed(app, body_of_size(size), declare_length)
+    assert elapsed < GUARD_SECONDS
+    assert got == status, f"a body of {size} bytes (limit {LIMIT}): {got} {body[:120]!r}"
+    conform("post", PATH, _Resp(got, headers, body))
+
+
 def test_streamed_body_over_limit_is_refused(app, conform):
     """No Content-Length (chunked upload; gunicorn sets wsgi.input_terminated): the limit still holds.
 
     The body is a valid panel followed by 2 MiB of spaces and then garbage, so the whole body is
     both over the limit and not JSON: it must never be interpreted as if it ended at the limit.
     """
-    stream = io.BytesIO(json.dumps(panel()).encode() + b" " * (2 * 1024 * 1024) + b"garbage")
-    env = _environ(**{"wsgi.input_terminated": True})
-    env.pop("CONTENT_LENGTH", None)
-    env["wsgi.input"] = stream
-    status, headers, body, elapsed = _call_wsgi(app, env)
+    status, headers, body, elapsed, read = _streamed(
+        app, json.dumps(panel()).encode() + b" " * (2 * 1024 * 1024) + b"garbage")
     assert elapsed < GUARD_SECONDS
-    assert status == 413, f"got {status} after reading {stream.tell()} bytes: {body[:120]!r}"
+    assert status == 413, f"got {status} after reading {read} bytes: {body[:120]!r}"
+    assert read <= LIMIT + 65536  # refused once past the limit, not after reading everything
     conform("post", PATH, _Resp(status, headers, body))
