@@ -251,14 +251,10 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     facts = [Fact(r.analyte, r.band, r.critical, r.exact) for r in reports]
     collected = panel.collected_at or now or datetime.now(timezone.utc)
     env = Env(facts, panel.patient, panel.context, collected, _derived(reports, kb))
-    result_rules: dict[str, tuple[NoteRule, ...]] = {}
-    for rule in kb.notes:
-        if rule.scope == "result" and rule.analyte:
-            result_rules[rule.analyte] = result_rules.get(rule.analyte, ()) + (rule,)
     final = []
     for report, fact in zip(reports, facts):
         env_one = Env(facts, panel.patient, panel.context, collected, env.derived, fact)
-        notes = _notes(result_rules.get(report.analyte, ()), env_one)
+        notes = _notes(kb.result_notes.get(report.analyte, ()), env_one)
         final.append(ResultReport(**{**report.__dict__, "notes": notes}))
-    panel_notes = _notes(tuple(r for r in kb.notes if r.scope == "panel"), env)
+    panel_notes = _notes(kb.panel_notes, env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer)

@@ -6,6 +6,7 @@ file and the field, so a bad lab-supplied folder stops the service instead of mi
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -151,6 +152,19 @@ class Knowledge:
     by_name: Mapping[str, Analyte]  # folded id or alias -> analyte
     by_loinc: Mapping[str, Analyte]
     notes: tuple[NoteRule, ...]
+
+    @functools.cached_property
+    def result_notes(self) -> Mapping[str, tuple[NoteRule, ...]]:
+        """Result-scope rules by analyte, grouped once rather than on every request."""
+        grouped: dict[str, tuple[NoteRule, ...]] = {}
+        for rule in self.notes:
+            if rule.scope == "result" and rule.analyte:
+                grouped[rule.analyte] = grouped.get(rule.analyte, ()) + (rule,)
+        return grouped
+
+    @functools.cached_property
+    def panel_notes(self) -> tuple[NoteRule, ...]:
+        return tuple(r for r in self.notes if r.scope == "panel")
 
     def find_analyte(self, name: str) -> Analyte | None:
         return self.by_name.get(name_key(name)) if len(name) <= 64 else None
@@ -325,5 +339,7 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
                 raise KnowledgeError(f"{a.id}.yaml", "loinc", f"{code.code} also belongs to {other.id}")
     seeds = tuple(s["file"] for s in meta["seeds"])
     notes = _notes(_read(path, "notes.yaml", ks.NotesFileSchema()), analytes, seeds, sources)
-    return Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), seeds, sources,
-                     catalogue, analytes, by_name, by_loinc, notes)
+    kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), seeds, sources,
+                   catalogue, analytes, by_name, by_loinc, notes)
+    kb.result_notes, kb.panel_notes  # noqa: B018  (group the rules now, not on the first request)
+    return kb
