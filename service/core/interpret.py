@@ -22,21 +22,6 @@ def default_knowledge() -> Knowledge:
     return load_knowledge()
 
 
-@dataclass(frozen=True)
-class _Resolved:
-    """A result whose analyte, unit and value have been checked."""
-
-    index: int
-    id: str
-    item: ResultInput
-    analyte: Analyte
-    unit: Unit
-    loinc: str
-    value: float
-    comparator: str | None
-    lab_range: tuple[float | None, float | None, str] | None  # canonical low, high, and its unit id
-
-
 def _resolve_range(rng: LabRange, analyte: Analyte, result_unit: Unit | None, kb: Knowledge,
                    at: tuple) -> tuple[tuple[float | None, float | None, str] | None, list[Problem]]:
     problems: list[Problem] = []
@@ -142,9 +127,10 @@ def result_problems(item: ResultInput, kb: Knowledge) -> list[Problem]:
     return _check(item, kb)[1]
 
 
-def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
+def _resolve(panel: PanelInput, kb: Knowledge) -> list[tuple[str, ResultInput, _Checked]]:
+    """Every result checked, with its id (given or generated); InputError lists every problem."""
     problems: list[Problem] = []
-    resolved: list[_Resolved] = []
+    resolved: list[tuple[str, ResultInput, _Checked]] = []
     taken = {r.id for r in panel.results if r.id is not None}
     seen: dict[str, int] = {}
     for i, item in enumerate(panel.results):
@@ -162,8 +148,7 @@ def _resolve(panel: PanelInput, kb: Knowledge) -> list[_Resolved]:
         checked, more = _check(item, kb)
         problems.extend(Problem(("results", i) + p.path, p.message) for p in more)
         if checked is not None:
-            resolved.append(_Resolved(i, rid, item, checked.analyte, checked.unit, checked.loinc, checked.value,
-                                      checked.comparator, checked.lab_range))
+            resolved.append((rid, item, checked))
     if problems:
         raise InputError(problems)
     return resolved
@@ -234,7 +219,7 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     if time_problems:
         raise InputError(time_problems)
     reports: list[ResultReport] = []
-    for r in resolved:
+    for rid, item, r in resolved:
         interval, critical = select_limits(r.analyte, panel.patient)
         if r.lab_range is not None:
             interval = _lab_interval(r.lab_range, interval)
@@ -244,9 +229,9 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         used = RangeUsed(interval.low, interval.high, r.analyte.canonical_unit,
                          None if interval.low is None else interval.low / back,
                          None if interval.high is None else interval.high / back,
-                         r.item.unit or r.unit.id, interval.origin, _source_text(kb, interval))
-        reports.append(ResultReport(r.id, r.analyte.id, r.loinc, r.item.value, r.comparator,  # type: ignore[arg-type]
-                                    r.item.unit or r.unit.id, canonical, r.analyte.canonical_unit,
+                         item.unit or r.unit.id, interval.origin, _source_text(kb, interval))
+        reports.append(ResultReport(rid, r.analyte.id, r.loinc, item.value, r.comparator,  # type: ignore[arg-type]
+                                    item.unit or r.unit.id, canonical, r.analyte.canonical_unit,
                                     c.band, c.flag, c.critical, used, ()))
     facts = [Fact(r.analyte, r.band, r.critical, r.exact) for r in reports]
     collected = panel.collected_at or now or datetime.now(timezone.utc)
