@@ -19,6 +19,20 @@ class Problem:
         return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in self.path)
 
 
+def flatten_messages(messages: object, path: Path = ()) -> list[Problem]:
+    """marshmallow's nested error messages as a flat list of located problems."""
+    out: list[Problem] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            out.extend(flatten_messages(value, path if key == "_schema" else path + (key,)))
+    elif isinstance(messages, list):
+        for item in messages:
+            out.extend(flatten_messages(item, path))
+    else:
+        out.append(Problem(path, str(messages)))
+    return out
+
+
 class InputError(ValueError):
     """The input cannot be interpreted; carries every problem found, not just the first."""
 

@@ -18,7 +18,7 @@ import yaml
 from marshmallow import Schema, ValidationError
 
 from . import knowledge_schema as ks
-from .errors import KnowledgeError
+from .errors import KnowledgeError, flatten_messages
 from .rules import Predicate, RuleError, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors
 
@@ -188,7 +188,7 @@ def _read(directory: Path, name: str, schema: Schema) -> dict[str, Any]:
     try:
         return schema.load(raw)
     except ValidationError as exc:
-        pairs = ks.first_field(exc.messages)
+        pairs = [(".".join(str(k) for k in p.path) or "(file)", p.message) for p in flatten_messages(exc.messages)]
         detail = "; ".join(f"{f}: {m}" for f, m in pairs[1:])
         field, message = pairs[0]
         raise KnowledgeError(name, field, message + (f" (also {detail})" if detail else "")) from None

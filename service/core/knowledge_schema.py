@@ -172,17 +172,3 @@ class NoteRuleSchema(_Strict):
 class NotesFileSchema(_Strict):
     notes = fields.List(fields.Nested(NoteRuleSchema), required=True)
 
-
-def first_field(messages: object, prefix: str = "") -> list[tuple[str, str]]:
-    """Flatten marshmallow's nested messages into (dotted.field, message) pairs."""
-    out: list[tuple[str, str]] = []
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
-            out.extend(first_field(value, name))
-    elif isinstance(messages, list):
-        for item in messages:
-            out.extend(first_field(item, prefix))
-    else:
-        out.append((prefix or "(file)", str(messages)))
-    return out

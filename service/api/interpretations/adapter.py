@@ -6,23 +6,9 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError
 
 from ...core import Context, InputError, LabRange, PanelInput, Patient, Problem, ResultInput
-from ...core.errors import Path
+from ...core.errors import flatten_messages
 from ...core.interpret import result_problems
 from ...core.knowledge import Knowledge
-
-
-def flatten(messages: Any, path: Path = ()) -> list[Problem]:
-    """marshmallow's nested messages -> problems located by path (RFC 6901 pointers later)."""
-    out: list[Problem] = []
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            out.extend(flatten(value, path if key == "_schema" else path + (key,)))
-    elif isinstance(messages, list):
-        for item in messages:
-            out.extend(flatten(item, path))
-    else:
-        out.append(Problem(path, str(messages)))
-    return out
 
 
 def to_result(d: dict[str, Any]) -> ResultInput:
@@ -64,7 +50,7 @@ def parse_panel(body: Any, panel_schema: Schema, result_schema: Schema, kb: Know
     try:
         return to_panel(panel_schema.load(body))
     except ValidationError as exc:
-        problems = flatten(exc.messages)
+        problems = flatten_messages(exc.messages)
     # Structure is broken somewhere; still check the content of every result, field by field.
     if isinstance(results, list):
         flagged = {p.path[:3] for p in problems if len(p.path) > 2 and p.path[0] == "results"}
