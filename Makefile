@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz install install-test clean openapi
+.PHONY: run test fuzz install install-test browser-deps clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,21 @@ install-test: $(VENV)/.installed-test
 run: install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'service.app:create_app()'
 
-test: install-test
-	$(BIN)/python -m pytest
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is ever downloaded).
+# As root it is installed with apt-get; otherwise, or if that fails, the browser tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "$(CHROMIUM) is missing and this is not root: the browser tests will be skipped"; fi
+
+test: install-test browser-deps
+	LABINTERP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
 fuzz: install-test

@@ -19,6 +19,7 @@ from .api.interpretations.schemas import make_schemas
 from .api.problems import ApiProblem, problem_response
 from .config import Settings
 from .core.knowledge import Knowledge, load_knowledge
+from .web import views as web_views
 
 log = logging.getLogger("labinterp")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -85,6 +86,11 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(analytes_views.blp)
     api.register_blueprint(health.blp)
     contract = refine_contract(api.spec.to_dict(), kb)
+    if settings.form:  # registered after the spec is taken: HTML pages, not part of the JSON contract
+        app.register_blueprint(web_views.make_blueprint(schemas))
+        if settings.api_keys:
+            log.warning("the clinician form at / takes no API key; set LABINTERP_FORM=off or put it behind "
+                        "your sign-on proxy if it must be restricted")
     app.extensions["labinterp.contract"] = contract
     app.extensions["labinterp.contract_yaml"] = health.render_spec(contract)
 

@@ -13,6 +13,7 @@ class Settings:
     max_string_length: int = 200  # LABINTERP_MAX_STRING_LENGTH: ids, free-text fields
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
     api_keys: tuple[str, ...] = ()  # LABINTERP_API_KEYS: comma-separated; empty means /v1 runs open
+    form: bool = True  # LABINTERP_FORM: on | off; the clinician form at /
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -22,7 +23,11 @@ class Settings:
             raw = env.get("LABINTERP_" + f.name.upper())
             if raw is None or raw == "":
                 continue
-            if f.name == "api_keys":
+            if f.name == "form":
+                if raw.lower() not in ("on", "off"):
+                    raise ValueError(f"LABINTERP_FORM must be on or off, not {raw!r}")
+                values[f.name] = raw.lower() == "on"
+            elif f.name == "api_keys":
                 values[f.name] = tuple(k.strip() for k in raw.split(",") if k.strip())
             elif f.type == "int":
                 try:

@@ -21,7 +21,7 @@ from service.config import Settings
 
 from .conftest import ROOT
 from .schemathesis_hooks import positive_data_acceptance_within_json_schema
-from .test_server import free_port, start_gunicorn, stop, wait_ready
+from .servers import free_port, start_gunicorn, stop, wait_ready
 
 API_KEY = "contract-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

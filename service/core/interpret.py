@@ -229,7 +229,8 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         used = RangeUsed(interval.low, interval.high, r.analyte.canonical_unit,
                          None if interval.low is None else interval.low / back,
                          None if interval.high is None else interval.high / back,
-                         item.unit or r.unit.id, interval.origin, _source_text(kb, interval))
+                         item.unit or r.unit.id, interval.origin, _source_text(kb, interval),
+                         critical.low if critical else None, critical.high if critical else None)
         reports.append(ResultReport(rid, r.analyte.id, r.loinc, item.value, r.comparator,  # type: ignore[arg-type]
                                     item.unit or r.unit.id, canonical, r.analyte.canonical_unit,
                                     c.band, c.flag, c.critical, used, ()))

@@ -31,6 +31,8 @@ class RangeUsed:
     input_unit: str
     origin: str  # default | partition | laboratory
     source: str
+    critical_low: float | None = None  # canonical; the critical limits applied (not in the JSON report)
+    critical_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,149 @@
+"""The clinician form: its fields (built from the knowledge), and form data -> the API's panel JSON.
+
+The form holds no rule of its own. It reshapes what was typed into the JSON body the API takes,
+which then goes through the same schemas and core checks; the problems' JSON pointers are mapped
+back to the form fields they came from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any, Iterable, Mapping
+
+from ..core.errors import Problem
+from ..core.knowledge import Knowledge
+from ..core.vocabulary import CONDITIONS, DIETS, MEDICATIONS, SEXES, SYMPTOMS
+
+FORM_ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
+OPTIONAL_ANALYTES = ("albumin",)
+LIST_FIELDS = {"medications": MEDICATIONS, "symptoms": SYMPTOMS, "conditions": CONDITIONS}
+DATE_FIELDS = {"collected_on": ("collected_at",), "b12_injection_on": ("context", "b12_injection_at"),
+               "b12_therapy_started_on": ("context", "b12_therapy_started_at")}
+FORM_ERROR = "form"  # where a problem that belongs to no single field is shown
+
+
+@dataclass(frozen=True)
+class AnalyteField:
+    analyte: str
+    label: str
+    units: tuple[str, ...]
+    default_unit: str
+    optional: bool
+
+    @property
+    def value_name(self) -> str:
+        return f"{self.analyte}_value"
+
+    @property
+    def unit_name(self) -> str:
+        return f"{self.analyte}_unit"
+
+
+def analyte_fields(kb: Knowledge) -> tuple[AnalyteField, ...]:
+    """One value and unit pair per analyte the knowledge has, units exactly as it accepts them."""
+    return tuple(AnalyteField(a.id, a.name, a.units, a.canonical_unit, a.id in OPTIONAL_ANALYTES)
+                 for a in (kb.analytes[i] for i in FORM_ANALYTES if i in kb.analytes))
+
+
+def field_order(kb: Knowledge) -> tuple[str, ...]:
+    """Every form field, in the order the page shows them."""
+    names = tuple(n for f in analyte_fields(kb) for n in (f.value_name, f.unit_name))
+    return names + ("collected_on", "age", "sex", "b12_injection_on", "b12_therapy_started_on", "diet",
+                    "hemolyzed", *LIST_FIELDS)
+
+
+def known_names(kb: Knowledge) -> set[str]:
+    return set(field_order(kb))
+
+
+def vocabularies() -> dict[str, tuple[str, ...]]:
+    return {"sex": SEXES, "diet": DIETS, **LIST_FIELDS}
+
+
+def _number(text: str) -> Any:
+    """A typed number as a number; anything else goes on as typed, for the schema to name."""
+    try:
+        return float(text) if text.strip() else text
+    except ValueError:
+        return text
+
+
+def _date(text: str) -> str | None:
+    """A date input as the start of that day in UTC (the API needs an offset); None if not a date."""
+    try:
+        return datetime.combine(date.fromisoformat(text.strip()), time(0), timezone.utc).isoformat()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    body: dict[str, Any]
+    sources: tuple[str, ...]  # results[i] came from the form field sources[i]
+    own_errors: dict[str, list[str]]  # what the form itself could not read, by field
+
+
+def to_panel_json(form: Mapping[str, str], lists: Mapping[str, list[str]], kb: Knowledge) -> Parsed:
+    """The JSON body of POST /v1/interpretations for what was typed; empty analytes are left out."""
+    results, sources = [], []
+    for f in analyte_fields(kb):
+        value = form.get(f.value_name, "").strip()
+        if value:
+            results.append({"id": f.analyte, "analyte": f.analyte, "value": value,
+                            "unit": form.get(f.unit_name, f.default_unit)})
+            sources.append(f.analyte)
+    body: dict[str, Any] = {"results": results}
+    patient: dict[str, Any] = {}
+    if form.get("age", "").strip():
+        patient["age_years"] = _number(form["age"])
+    if form.get("sex"):
+        patient["sex"] = form["sex"]
+    if patient:
+        body["patient"] = patient
+    context: dict[str, Any] = {k: lists[k] for k in LIST_FIELDS if lists.get(k)}
+    if form.get("diet"):
+        context["diet"] = form["diet"]
+    if form.get("hemolyzed"):
+        context["specimen"] = {"hemolyzed": True}
+    own: dict[str, list[str]] = {}
+    for name, path in DATE_FIELDS.items():
+        if form.get(name, "").strip():
+            moment = _date(form[name])
+            if moment is None:
+                own[name] = ["enter a date as YYYY-MM-DD"]
+            else:
+                (body if len(path) == 1 else context)[path[-1]] = moment
+    if context:
+        body["context"] = context
+    unknown = sorted(set(form) - known_names(kb))
+    if unknown:
+        own[FORM_ERROR] = [f"unexpected form field {name[:40]!r}" for name in unknown[:5]]
+    return Parsed(body, tuple(sources), own)
+
+
+def field_errors(problems: Iterable[Problem], parsed: Parsed, kb: Knowledge) -> dict[str, list[str]]:
+    """Each problem under the form field it belongs to (FORM_ERROR when it belongs to none), in page order."""
+    out: dict[str, list[str]] = {k: list(v) for k, v in parsed.own_errors.items()}
+    for p in problems:
+        message = "enter at least one result" if p.path == ("results",) and not parsed.sources else p.message
+        out.setdefault(_field_of(p.path, parsed), []).append(message)
+    order = {name: i for i, name in enumerate((FORM_ERROR, *field_order(kb)))}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def _field_of(path: tuple, parsed: Parsed) -> str:
+    if len(path) >= 3 and path[0] == "results" and isinstance(path[1], int) and path[1] < len(parsed.sources):
+        analyte = parsed.sources[path[1]]
+        return f"{analyte}_unit" if path[2] == "unit" else f"{analyte}_value"
+    if path[:1] == ("results",):
+        return FORM_ERROR
+    if path[:2] == ("patient", "age_years"):
+        return "age"
+    for name, where in DATE_FIELDS.items():
+        if path[:len(where)] == where:
+            return name
+    if len(path) >= 2 and path[0] == "context":
+        return {"specimen": "hemolyzed"}.get(str(path[1]), str(path[1]))
+    if len(path) >= 2 and path[0] == "patient":
+        return str(path[1])
+    return FORM_ERROR

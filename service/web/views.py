@@ -1,0 +1,73 @@
+"""GET / and POST /: the clinician form and its results page, rendered from the core's report.
+
+A thin adapter: form -> the API's panel JSON -> the same parse and core as POST /v1/interpretations
+-> HTML. HTML pages, not part of the JSON contract (openapi.yaml); see the README.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from marshmallow import Schema
+
+from ..api.interpretations.adapter import parse_panel
+from ..core import InputError, interpret_panel
+from ..core.knowledge import Knowledge
+from ..core.report import PanelReport
+from . import form as webform
+from . import rangebar
+
+# Pages with patient data: nothing from elsewhere, no framing, forms post only here.
+CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+
+
+def _page(html: str, status: int = 200) -> Response:
+    resp = Response(html, status=status, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Frame-Options"] = "DENY"
+    return resp
+
+
+def _render_form(kb: Knowledge, values: dict[str, Any], errors: dict[str, list[str]],
+                 report: PanelReport | None = None, bars: dict[str, rangebar.RangeBar] | None = None) -> str:
+    return render_template("labinterp/page.html", kb=kb, fields=webform.analyte_fields(kb),
+                           vocab=webform.vocabularies(), values=values, errors=errors,
+                           form_error=webform.FORM_ERROR, report=report, bars=bars or {},
+                           analytes=kb.analytes, tone=rangebar.tone)
+
+
+def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
+    bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                   static_url_path="/assets")
+    panel_schema: Schema = schemas["Panel"]()
+    result_schema: Schema = schemas["ResultInput"]()
+
+    @bp.get("/")
+    def form() -> Response:
+        kb: Knowledge = current_app.extensions["labinterp.knowledge"]
+        return _page(_render_form(kb, {}, {}))
+
+    @bp.post("/")
+    def interpret() -> Response:
+        kb: Knowledge = current_app.extensions["labinterp.knowledge"]
+        settings = current_app.extensions["labinterp.settings"]
+        single = {k: v[:settings.max_string_length] for k, v in request.form.items()}
+        lists = {k: request.form.getlist(k) for k in webform.LIST_FIELDS}
+        values: dict[str, Any] = {**single, **lists}
+        parsed = webform.to_panel_json(single, lists, kb)
+        problems: list = []
+        report = None
+        try:
+            panel = parse_panel(parsed.body, panel_schema, result_schema, kb, settings.max_results)
+            report = interpret_panel(panel, kb)
+        except InputError as exc:
+            problems = list(exc.problems)
+        errors = webform.field_errors(problems, parsed, kb)
+        if errors:
+            return _page(_render_form(kb, values, errors), 422)
+        assert report is not None
+        bars = {r.id: rangebar.build(r, kb.analytes[r.analyte]) for r in report.results}
+        return _page(_render_form(kb, values, {}, report, bars))
+
+    return bp

@@ -1,0 +1,52 @@
+"""Headless Debian Chromium driven by Playwright, for the browser tests (never a browser download)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("LABINTERP_CHROMIUM", "/usr/bin/chromium"))
+# As the machine notes advise: no sandbox as root, and no background traffic to a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+INSTALL_HINT = "as root, `make test` installs it (apt-get install -y chromium); or set LABINTERP_CHROMIUM"
+
+
+def why_no_browser() -> str | None:
+    """The reason the browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: install the test extras (`make test` does)"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(str(CHROMIUM)):
+        return f"Chromium not found at {CHROMIUM}; {INSTALL_HINT}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    reason = why_no_browser()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh page with JavaScript off: the form must work without it."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1100, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(15_000)
+    try:
+        yield p
+    finally:
+        context.close()

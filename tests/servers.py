@@ -1,0 +1,54 @@
+"""Real gunicorn processes on loopback for the tests: started as `make run` starts them."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int, log_path: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """gunicorn as `make run` starts it; its output goes to a file (a pipe nobody reads would fill and block it)."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_WORKERS": "2", **(env_extra or {})}
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "service.app:create_app()"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """SIGTERM, then wait for the graceful shutdown (kill only if it never comes)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("gunicorn did not become ready")

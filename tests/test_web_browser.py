@@ -1,0 +1,210 @@
+"""The clinician form in a real browser: headless Debian Chromium, JavaScript off, real gunicorn."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .browser import browser, page  # noqa: F401  (fixtures)
+from .conftest import ROOT
+from .servers import free_port, start_gunicorn, stop, wait_ready
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = ROOT / "test-output" / "browser"
+
+ACCEPTANCE = {"vitamin_b12": ("180", "pg/mL"), "potassium": ("3.1", "mmol/L"),
+              "magnesium": ("1.5", "mg/dL"), "calcium": ("8.1", "mg/dL")}
+COLLECTED, INJECTED = "2026-11-21", "2026-11-19"  # the injection two days before collection
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    port = free_port()
+    proc = start_gunicorn(port, tmp_path_factory.mktemp("web") / "gunicorn.log")
+    try:
+        wait_ready(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def fill_panel(page, panel: dict[str, tuple[str, str]]) -> None:
+    for analyte, (value, unit) in panel.items():
+        page.get_by_role("group", name=re.compile(f"^{analyte_label(analyte)}")).get_by_label("Value").fill(value)
+        page.locator(f"#{analyte}_unit").select_option(unit)
+
+
+def analyte_label(analyte: str) -> str:
+    return {"vitamin_b12": "Vitamin B12", "potassium": "Potassium", "magnesium": "Magnesium",
+            "calcium": "Calcium", "albumin": "Albumin"}[analyte]
+
+
+def centre_x(locator) -> float:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2
+
+
+def submit_acceptance_panel(page, base_url: str):
+    page.goto(base_url + "/")
+    fill_panel(page, ACCEPTANCE)
+    page.get_by_label("Collected on").fill(COLLECTED)
+    page.get_by_label("Last vitamin B12 injection").fill(INJECTED)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Interpret").click()
+
+
+def test_the_acceptance_panel_is_interpreted_and_drawn(page, base_url):
+    submit_acceptance_panel(page, base_url)
+    assert page.title().startswith("Interpretation")
+    bands = {a: page.locator(f"#result-{a} [data-testid=band]").inner_text() for a in ACCEPTANCE}
+    assert bands == {"vitamin_b12": "deficient (L)", "potassium": "low (L)",
+                     "magnesium": "low (L)", "calcium": "low (L)"}
+    assert page.locator("[data-testid=critical]").count() == 0
+    b12 = page.locator("#result-vitamin_b12")
+    assert b12.locator("[data-testid=entered]").inner_text() == "Entered: 180 pg/mL"
+    notes = b12.locator(".note")
+    assert "b12-recent-injection" in [notes.nth(i).get_attribute("data-note-id") for i in range(notes.count())]
+    assert b12.locator(".note .sources").first.inner_text().count(".txt") >= 1  # seed files cited
+    panel = page.locator("#panel-notes .note")
+    assert panel.count() >= 1 and "potassium-low-after-b12-injection" in [
+        panel.nth(i).get_attribute("data-note-id") for i in range(panel.count())]
+    assert re.fullmatch(r"\d{4}\.\d+\.\d+", page.get_by_test_id("knowledge-version").inner_text())
+    assert "not a diagnosis" in page.locator("#disclaimer").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "results-acceptance-panel.png"), full_page=True)
+
+
+def test_the_marker_sits_between_the_limits_it_falls_between(page, base_url):
+    submit_acceptance_panel(page, base_url)
+    k = page.locator("#result-potassium")
+    ticks = {float(t.get_attribute("data-value")): centre_x(t) for t in k.locator("line.tick").all()}
+    marker = centre_x(k.locator("[data-testid=marker] line"))
+    assert ticks[2.8] < marker < ticks[3.5]  # 3.1 mmol/L: above the critical limit, below normal
+    bar = k.locator("svg[data-testid=range-bar]")
+    lo, hi = float(bar.get_attribute("data-scale-min")), float(bar.get_attribute("data-scale-max"))
+    # Where 3.1 falls on the drawn scale, measured from the rendered limit lines.
+    expected = ticks[2.8] + (ticks[3.5] - ticks[2.8]) * (3.1 - 2.8) / (3.5 - 2.8)
+    assert abs(marker - expected) < 1.5 and lo < 3.1 < hi
+    b12 = page.locator("#result-vitamin_b12")
+    b12_ticks = {float(t.get_attribute("data-value")): centre_x(t) for t in b12.locator("line.tick").all()}
+    assert centre_x(b12.locator("[data-testid=marker] line")) < b12_ticks[200.0]
+    assert b12.locator("rect.seg[data-band=deficient]").count() == 1
+    assert page.locator("[data-testid=off-scale]").count() == 0
+
+
+def test_a_value_off_the_scale_is_clamped_and_says_so(page, base_url):
+    page.goto(base_url + "/")
+    fill_panel(page, {"potassium": ("1.2", "mmol/L"), "vitamin_b12": ("25000", "pg/mL")})
+    with page.expect_navigation():
+        page.get_by_role("button", name="Interpret").click()
+    k = page.locator("#result-potassium")
+    assert k.locator("[data-testid=band]").inner_text() == "critically low (LL)"
+    assert k.locator("[data-testid=critical]").is_visible()
+    svg = k.locator("svg[data-testid=range-bar]").bounding_box()
+    assert abs(centre_x(k.locator("[data-testid=marker] line")) - svg["x"] - svg["width"] * 8 / 416) < 2
+    assert "below the scale" in k.get_by_test_id("off-scale").inner_text()
+    b12 = page.locator("#result-vitamin_b12")
+    assert b12.locator("[data-testid=band]").inner_text() == "implausible"
+    assert "above the scale" in b12.get_by_test_id("off-scale").inner_text()
+    assert b12.get_by_test_id("marker").get_attribute("data-off-scale") == "above"
+
+
+def test_invalid_input_comes_back_with_the_values_kept_and_errors_by_the_fields(page, base_url):
+    page.goto(base_url + "/")
+    fill_panel(page, {"potassium": ("3,1", "mmol/L"), "magnesium": ("1.5", "mmol/L")})
+    page.get_by_label("Age in years").fill("140")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Interpret").click()
+    assert page.title().startswith("Correct the form")
+    value = page.get_by_role("group", name="Potassium").get_by_label("Value")
+    assert value.input_value() == "3,1" and value.get_attribute("aria-invalid") == "true"
+    error_id = value.get_attribute("aria-describedby")
+    assert "not a number" in page.locator(f"#{error_id}").inner_text()
+    age = page.get_by_label("Age in years")
+    assert age.input_value() == "140"
+    assert "130" in page.locator(f"#{age.get_attribute('aria-describedby')}").inner_text()
+    assert page.locator("#magnesium_unit").input_value() == "mmol/L"  # kept, and valid
+    assert page.get_by_role("group", name="Magnesium").get_by_label("Value").get_attribute("aria-invalid") is None
+    summary = page.locator("#error-summary a")
+    assert summary.count() == 2 and summary.first.get_attribute("href") == "#potassium_value"
+
+
+def test_keyboard_alone_fills_and_submits_the_form(page, base_url):
+    page.goto(base_url + "/")
+    typed = {"potassium_value": "3.1", "calcium_value": "8.1"}
+    reached: list[str] = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            const s = getComputedStyle(e);
+            return {id: e.id, tag: e.tagName, outline: s.outlineStyle + ' ' + s.outlineWidth}; }""")
+        assert not focused["outline"].startswith("none"), focused  # focus is always visible
+        reached.append(focused["id"] or focused["tag"])
+        if focused["id"] in typed:
+            page.keyboard.type(typed[focused["id"]])
+        if focused["id"] == "medications-diuretic":
+            page.keyboard.press("Space")
+        if focused["tag"] == "BUTTON":
+            break
+    assert reached[-1] == "BUTTON" and {"potassium_value", "calcium_value", "sex", "age"} <= set(reached)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator("#result-potassium [data-testid=band]").inner_text() == "low (L)"
+    assert page.locator("#result-calcium [data-testid=band]").inner_text() == "low (L)"
+    assert page.locator("#medications-diuretic").is_checked()  # the form below keeps what was chosen
+
+
+CONTRAST = """() => {
+  const lum = c => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const opaque = c => { const m = c.match(/[\\d.]+/g); return m && (m.length < 4 || Number(m[3]) === 1); };
+  const background = e => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor;
+      if (opaque(c)) return c; } return 'rgb(255, 255, 255)'; };
+  const out = [];
+  for (const e of document.body.querySelectorAll('*')) {
+    if (e.closest('svg') && e.tagName !== 'text') continue;
+    const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !e.getClientRects().length) continue;
+    const s = getComputedStyle(e);
+    const fg = e.tagName === 'text' ? s.fill : s.color;
+    const bg = e.tagName === 'text' ? 'rgb(255, 255, 255)' : background(e);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    out.push({text: e.textContent.trim().slice(0, 40), ratio: (a + 0.05) / (b + 0.05), need: large ? 3 : 4.5});
+  }
+  return out;
+}"""
+
+
+def test_text_contrast_meets_wcag_aa_on_every_page(page, base_url):
+    submit_acceptance_panel(page, base_url)
+    pages = [page.evaluate(CONTRAST)]
+    page.goto(base_url + "/")
+    pages.append(page.evaluate(CONTRAST))
+    page.get_by_role("group", name="Potassium").get_by_label("Value").fill("abc")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Interpret").click()
+    pages.append(page.evaluate(CONTRAST))
+    checked = [item for found in pages for item in found]
+    assert len(checked) > 100
+    assert [c for c in checked if c["ratio"] < c["need"]] == []
+
+
+def test_the_results_print_on_one_page(page, base_url):
+    submit_acceptance_panel(page, base_url)
+    pdf = page.pdf(format="A4", print_background=True)
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
+    (SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "results-acceptance-panel.pdf").write_bytes(pdf)
+    assert pages == 1
+
+
+def test_nothing_is_loaded_from_elsewhere(page, base_url):
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    submit_acceptance_panel(page, base_url)
+    assert requested and all(u.startswith(base_url) for u in requested), requested
+    assert page.locator("link[rel=stylesheet]").count() == 1 and page.locator("script").count() == 0
