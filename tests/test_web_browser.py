@@ -128,6 +128,9 @@ def test_invalid_input_comes_back_with_the_values_kept_and_errors_by_the_fields(
     assert page.get_by_role("group", name="Magnesium").get_by_label("Value").get_attribute("aria-invalid") is None
     summary = page.locator("#error-summary a")
     assert summary.count() == 2 and summary.first.get_attribute("href") == "#potassium_value"
+    assert summary.first.inner_text() == "Potassium: value"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "form-with-errors.png"), full_page=True)
 
 
 def test_keyboard_alone_fills_and_submits_the_form(page, base_url):
@@ -207,4 +210,5 @@ def test_nothing_is_loaded_from_elsewhere(page, base_url):
     page.on("request", lambda r: requested.append(r.url))
     submit_acceptance_panel(page, base_url)
     assert requested and all(u.startswith(base_url) for u in requested), requested
+    assert base_url + "/favicon.ico" not in requested
     assert page.locator("link[rel=stylesheet]").count() == 1 and page.locator("script").count() == 0

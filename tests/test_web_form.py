@@ -109,7 +109,7 @@ def test_nothing_comes_from_elsewhere_and_nothing_inline_that_the_csp_would_bloc
     page = Page(html)
     assert not page.find("script") and not page.find("style") and " style=" not in html
     refs = [a.get("href") or a.get("src") for t, a in page.elements if t in ("link", "img", "script")]
-    assert refs == ["/assets/labinterp.css"]
+    assert refs == ["/assets/labinterp.css", "/assets/favicon.svg"]
     with client.get("/assets/labinterp.css") as css:
         assert css.status_code == 200 and css.mimetype == "text/css"
         assert not re.search(r"url\(|@import|https?:", css.get_data(as_text=True))
