@@ -53,10 +53,10 @@ def field_order(kb: Knowledge) -> tuple[str, ...]:
 
 
 def field_labels(kb: Knowledge) -> dict[str, str]:
-    """What the error summary calls each field (the page's own label, with its group)."""
-    labels = {FORM_ERROR: "Form", "collected_on": "Collected on", "age": "Age", "sex": "Sex",
+    """Each field's label, used by the page and by its error summary (analytes: with their name)."""
+    labels = {FORM_ERROR: "Form", "collected_on": "Collected on", "age": "Age in years", "sex": "Sex",
               "b12_injection_on": "Last vitamin B12 injection", "b12_therapy_started_on": "B12 replacement started",
-              "diet": "Diet", "hemolyzed": "Hemolyzed specimen", "medications": "Medications",
+              "diet": "Diet", "hemolyzed": "Specimen reported as hemolyzed", "medications": "Medications",
               "symptoms": "Symptoms", "conditions": "Known conditions"}
     for f in analyte_fields(kb):
         labels[f.value_name], labels[f.unit_name] = f"{f.label}: value", f"{f.label}: unit"
