@@ -19,6 +19,8 @@ from .api.interpretations.schemas import make_schemas
 from .api.problems import ApiProblem, problem_response
 from .config import Settings
 from .core.knowledge import Knowledge, load_knowledge
+from .cds import views as cds_views
+from .fhir import views as fhir_views
 from .web import views as web_views
 
 log = logging.getLogger("labinterp")
@@ -44,7 +46,15 @@ class LabApi(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}  # keep Allow on 405
-        return problem_response(error.code or 500, error.description or "", headers=headers)
+        return error_response(error.code or 500, error.description or "", headers)
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """An HTTP-level error in the shape of the door it came through: OperationOutcome under /fhir/,
+    problem+json everywhere else."""
+    if request.path.startswith("/fhir/"):
+        return fhir_views.problem_as_outcome(status, detail, headers)
+    return problem_response(status, detail, headers=headers)
 
 
 def _configure_logging() -> None:
@@ -84,8 +94,10 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
     api.register_blueprint(interpretations_views.make_blueprint(schemas, kb))
     api.register_blueprint(analytes_views.blp)
+    api.register_blueprint(fhir_views.blp)
+    api.register_blueprint(cds_views.blp)
     api.register_blueprint(health.blp)
-    contract = refine_contract(api.spec.to_dict(), kb)
+    contract = cds_views.refine_contract(refine_contract(api.spec.to_dict(), kb), kb)
     if settings.form:  # registered after the spec is taken: HTML pages, not part of the JSON contract
         app.register_blueprint(web_views.make_blueprint(schemas))
         if settings.api_keys:
@@ -94,7 +106,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.extensions["labinterp.contract"] = contract
     app.extensions["labinterp.contract_yaml"] = health.render_spec(contract)
 
-    auth.install(app, settings.api_keys)
+    auth.install(app, settings.api_keys, error_response)
 
     @app.errorhandler(ApiProblem)
     def _api_problem(exc: ApiProblem) -> Response:
@@ -111,7 +123,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
         log.error("unhandled %s at %s (request %s, %s %s)", type(exc).__name__, where,
                   g.get("request_id"), request.method, request.path)
-        return problem_response(500, "an unexpected error occurred; it has been logged without request data")
+        return error_response(500, "an unexpected error occurred; it has been logged without request data")
 
     @app.before_request
     def _request_id() -> None:

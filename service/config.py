@@ -14,6 +14,7 @@ class Settings:
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
     api_keys: tuple[str, ...] = ()  # LABINTERP_API_KEYS: comma-separated; empty means /v1 runs open
     form: bool = True  # LABINTERP_FORM: on | off; the clinician form at /
+    max_fhir_resources: int = 1000  # LABINTERP_MAX_FHIR_RESOURCES: resources per FHIR request
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -21,7 +21,7 @@ from service.core import (
 ROOT = Path(__file__).resolve().parents[1]
 RANGES = ROOT / "reference_ranges"
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml"}
+RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml"}
 
 # A fixed, timezone-aware collection time so that date rules never depend on the clock.
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=timezone.utc)

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from service.app import create_app
 from service.config import Settings
 
 from .conftest import ROOT
-from .schemathesis_hooks import positive_data_acceptance_within_json_schema
+from .schemathesis_hooks import negative_data_rejection_or_precondition, positive_data_acceptance_within_json_schema
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 API_KEY = "contract-test-key-0123456789"
@@ -36,8 +36,9 @@ schema = schemathesis.openapi.from_wsgi("/openapi.yaml", APP)
 @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_contract_in_process(case):
-    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance],
-                           additional_checks=[positive_data_acceptance_within_json_schema])
+    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance, negative_data_rejection],
+                           additional_checks=[positive_data_acceptance_within_json_schema,
+                                              negative_data_rejection_or_precondition])
 
 
 @pytest.mark.server
@@ -50,7 +51,7 @@ def test_contract_cli_against_gunicorn(tmp_path):
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
         run = subprocess.run(
             [str(st), "run", str(ROOT / "openapi.yaml"), "--url", f"http://127.0.0.1:{port}",
-             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+             "--checks", "all", "--exclude-checks", "positive_data_acceptance,negative_data_rejection",
              "--header", f"Authorization: {AUTH['Authorization']}",
              "--max-examples", str(MAX_EXAMPLES), "--seed", "1", "--no-color",
              "--phases", "examples,coverage,fuzzing",

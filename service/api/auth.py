@@ -1,15 +1,16 @@
-"""Bearer API keys for /v1: constant-time comparison; health and the contract stay open."""
+"""Bearer API keys for /v1, /fhir and /cds-services: constant-time comparison; health, the contract and
+the form stay open."""
 from __future__ import annotations
 
 import hmac
 import logging
 
+from typing import Callable
+
 from flask import Flask, Response, request
 
-from .problems import problem_response
-
 log = logging.getLogger("labinterp")
-PROTECTED_PREFIX = "/v1/"
+PROTECTED_PREFIXES = ("/v1/", "/fhir/", "/cds-services")
 MAX_KEY_LENGTH = 256
 
 
@@ -22,19 +23,20 @@ def _authorized(header: str, keys: tuple[bytes, ...]) -> bool:
     return sum(hmac.compare_digest(given, key) for key in keys) > 0
 
 
-def install(app: Flask, api_keys: tuple[str, ...]) -> None:
-    """Require a key on /v1 when keys are configured; otherwise say once that the service runs open."""
+def install(app: Flask, api_keys: tuple[str, ...], refuse: Callable[[int, str, dict[str, str]], Response]) -> None:
+    """Require a key on the API paths when keys are configured; otherwise say once that they run open."""
     if not api_keys:
-        log.warning("LABINTERP_API_KEYS is not set: /v1 endpoints accept requests without authentication")
+        log.warning("LABINTERP_API_KEYS is not set: /v1, /fhir and /cds-services accept requests without "
+                    "authentication")
         return
     keys = tuple(k.encode("utf-8") for k in api_keys)
-    log.info("API keys configured: /v1 endpoints require Authorization: Bearer <key>")
+    log.info("API keys configured: /v1, /fhir and /cds-services require Authorization: Bearer <key>")
 
     @app.before_request
     def _require_key() -> Response | None:
-        if not request.path.startswith(PROTECTED_PREFIX):
+        if not request.path.startswith(PROTECTED_PREFIXES):
             return None
         if _authorized(request.headers.get("Authorization", ""), keys):
             return None
-        return problem_response(401, "send a valid API key as Authorization: Bearer <key>",
-                                headers={"WWW-Authenticate": 'Bearer realm="labinterp"'})
+        return refuse(401, "send a valid API key as Authorization: Bearer <key>",
+                      {"WWW-Authenticate": 'Bearer realm="labinterp"'})

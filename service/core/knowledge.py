@@ -19,11 +19,12 @@ from marshmallow import Schema, ValidationError
 
 from . import knowledge_schema as ks
 from .errors import KnowledgeError, flatten_messages
+from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
 from .rules import Predicate, RuleError, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "reference_ranges"
-RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml"}
+RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml"}
 DERIVED_VALUES = ("albumin_adjusted_calcium",)
 
 
@@ -152,6 +153,7 @@ class Knowledge:
     by_name: Mapping[str, Analyte]  # folded id or alias -> analyte
     by_loinc: Mapping[str, Analyte]
     notes: tuple[NoteRule, ...]
+    medications: MedicationCatalogue
 
     @functools.cached_property
     def result_notes(self) -> Mapping[str, tuple[NoteRule, ...]]:
@@ -339,7 +341,8 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
                 raise KnowledgeError(f"{a.id}.yaml", "loinc", f"{code.code} also belongs to {other.id}")
     seeds = tuple(s["file"] for s in meta["seeds"])
     notes = _notes(_read(path, "notes.yaml", ks.NotesFileSchema()), analytes, seeds, sources)
+    medications = build_catalogue(_read(path, "medications.yaml", MedicationsFileSchema()), sources)
     kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), seeds, sources,
-                   catalogue, analytes, by_name, by_loinc, notes)
+                   catalogue, analytes, by_name, by_loinc, notes, medications)
     kb.result_notes, kb.panel_notes  # noqa: B018  (group the rules now, not on the first request)
     return kb

@@ -1,0 +1,166 @@
+"""CDS Hooks 2.0 service on the patient-view hook: discovery, prefetch reading, cards. No Flask here.
+
+CDS Hooks has no hook for a result arriving, so the service runs when a chart is opened and reads
+the newest result of each analyte from the prefetch (interop.md 3.4).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ..core.errors import Problem
+from ..core.knowledge import Knowledge
+from ..core.report import ResultReport, tidy
+from ..fhir.interpret import interpret_read
+from ..fhir.observations import Mapped
+from ..fhir.outcome import FhirError
+from ..fhir.reader import read_request
+from ..fhir.writer import signature
+
+SERVICE_ID = "labinterp-panel"
+HOOK = "patient-view"
+ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
+CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
+SUMMARY_MAX = 139  # the spec: a one-sentence summary of fewer than 140 characters
+INDICATOR = {"critical": "critical", "warning": "warning", "info": "info"}
+
+
+class PrefetchMissing(Exception):
+    """A prefetch the service needs was not sent: 412 Precondition Failed, as the spec says."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        super().__init__(", ".join(keys))
+
+
+class PrefetchInvalid(Exception):
+    """A prefetched value that is not FHIR R4 (or not a resource): 422, located by JSON pointer."""
+
+    def __init__(self, problems: tuple[Problem, ...]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s)")
+
+
+def analyte_keys(kb: Knowledge) -> tuple[str, ...]:
+    return tuple(a for a in ANALYTES if a in kb.analytes)
+
+
+def discovery(kb: Knowledge) -> dict[str, Any]:
+    patient = "{{context.patientId}}"
+    prefetch = {"patient": f"Patient/{patient}"}
+    for a in analyte_keys(kb):
+        codes = ",".join(f"http://loinc.org|{c.code}" for c in kb.analytes[a].loinc)
+        prefetch[a] = f"Observation?patient={patient}&code={codes}&_sort=-date&_count=1"
+    prefetch["medicationAdministrations"] = f"MedicationAdministration?patient={patient}&_count=50"
+    prefetch["medicationStatements"] = f"MedicationStatement?patient={patient}&_count=50"
+    return {"services": [{
+        "hook": HOOK, "id": SERVICE_ID, "title": "Lab panel interpretation (B12, K, Mg, Ca)",
+        "description": "Interprets the newest serum vitamin B12, potassium, magnesium and calcium results "
+                       "against sourced reference ranges, with notes that combine them with B12 injections "
+                       "and medications. One card per abnormal result or panel finding. Decision support only.",
+        "prefetch": prefetch,
+        "usageRequirements": "Prefetch `patient` and each analyte key; the two medication keys are optional. "
+                             "The service does not query the FHIR server itself.",
+    }]}
+
+
+def _as_bundle(prefetch: dict[str, Any], kb: Knowledge) -> tuple[dict[str, Any], list[str]]:
+    """All prefetched resources as one collection Bundle; which prefetch key each entry came from."""
+    missing = [k for k in ("patient", *analyte_keys(kb)) if k not in prefetch]
+    if missing:
+        raise PrefetchMissing(missing)
+    entries: list[dict[str, Any]] = []
+    origin: list[str] = []
+    for key in ("patient", *analyte_keys(kb), *CONTEXT_KEYS):
+        value = prefetch.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise PrefetchInvalid((Problem(("prefetch", key), "expected a FHIR resource or null"),))
+        inner = value.get("entry") if value.get("resourceType") == "Bundle" else None
+        resources = [e.get("resource") for e in inner or [] if isinstance(e, dict)] if inner is not None else [value]
+        if value.get("resourceType") == "Bundle" and not isinstance(value.get("entry", []), list):
+            raise PrefetchInvalid((Problem(("prefetch", key, "entry"), "expected an array"),))
+        for r in resources:
+            if not isinstance(r, dict):
+                raise PrefetchInvalid((Problem(("prefetch", key), "every entry needs a resource"),))
+            entries.append({"resource": r})
+            origin.append(key)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}, origin
+
+
+def _later(a: Mapped, b: Mapped) -> bool:
+    if a.collected is None:
+        return False
+    return b.collected is None or a.collected > b.collected
+
+
+def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datetime | None = None) -> dict[str, Any]:
+    bundle, origin = _as_bundle(request.get("prefetch") or {}, kb)
+    try:
+        read = read_request(bundle, max_resources)
+    except FhirError as exc:
+        problems = []
+        for issue in exc.issues:
+            key, rest = _locate(issue.expression, origin)
+            problems.append(Problem(("prefetch", key) if key else ("prefetch",), f"{rest}: {issue.diagnostics}"))
+        raise PrefetchInvalid(tuple(problems)) from None
+
+    def newest(usable: list[Mapped]) -> list[Mapped]:
+        by_analyte: dict[str, Mapped] = {}
+        for m in usable:
+            analyte = kb.by_loinc[str(m.result.code)].id if m.result else ""
+            if analyte not in by_analyte or _later(m, by_analyte[analyte]):
+                by_analyte[analyte] = m
+        return list(by_analyte.values())
+
+    result = interpret_read(read, kb, now, select=newest)
+    out: list[dict[str, Any]] = []
+    for panel in result.panels:
+        for r in panel.report.results:
+            card = _result_card(r, kb, panel.collected)
+            if card:
+                out.append(card)
+        out += [_card(n.text, INDICATOR[n.severity], _detail([n], kb), kb) for n in panel.report.notes]
+    return {"cards": out}
+
+
+def _locate(expression: str | None, origin: list[str]) -> tuple[str | None, str]:
+    """Bundle.entry[3].resource.x -> (the prefetch key of entry 3, 'resource.x')."""
+    if expression and expression.startswith("Bundle.entry["):
+        index = int(expression[len("Bundle.entry["):expression.index("]")])
+        if index < len(origin):
+            return origin[index], expression[expression.index("]") + 2:] or "resource"
+    return None, expression or "prefetch"
+
+
+def _limits(r: ResultReport) -> str:
+    used = r.reference_range
+    low = "" if used.input_low is None else f"{tidy(used.input_low):g}"
+    high = "" if used.input_high is None else f"{tidy(used.input_high):g}"
+    return f"{low}–{high} {r.unit}"
+
+
+def _result_card(r: ResultReport, kb: Knowledge, collected: datetime | None) -> dict[str, Any] | None:
+    analyte = kb.analytes[r.analyte]
+    if r.flag == "N" and r.band == analyte.bands.within:
+        return None
+    indicator = "critical" if r.critical else "warning" if r.flag in ("L", "H") or r.band == "implausible" else "info"
+    band = r.band.replace("critical_", "critically ").replace("_", " ")
+    summary = f"{analyte.name} {r.comparator or ''}{r.value} {r.unit}: {band} (reference {_limits(r)})"
+    when = f"Collected {collected.date().isoformat()}.\n\n" if collected else ""
+    return _card(summary, indicator, when + _detail(r.notes, kb), kb)
+
+
+def _detail(notes: Any, kb: Knowledge) -> str:
+    lines = [f"- **{n.severity}**: {n.text}  \n  Sources: {'; '.join(n.sources)}" for n in notes]
+    return "\n".join(lines) + f"\n\n_{kb.disclaimer}_" if lines else f"_{kb.disclaimer}_"
+
+
+def _card(summary: str, indicator: str, detail: str, kb: Knowledge) -> dict[str, Any]:
+    first = summary.split(". ")[0].strip()
+    if len(first) > SUMMARY_MAX:
+        first = first[:SUMMARY_MAX - 1].rstrip() + "…"
+    return {"uuid": str(uuid.uuid4()), "summary": first, "indicator": indicator, "detail": detail,
+            "source": {"label": signature(kb)}}

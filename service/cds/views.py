@@ -1,0 +1,133 @@
+"""GET /cds-services and POST /cds-services/<id>: CDS Hooks 2.0 over the same core; errors as problem+json."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify
+from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from ..api.body import read_json
+from ..api.problem_docs import DESCRIPTIONS, ProblemSchema, document_problems
+from ..api.problems import PROBLEM_JSON, ApiProblem
+from ..core.errors import Problem, flatten_messages
+from ..core.knowledge import Knowledge
+from .service import (
+    CONTEXT_KEYS, HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery,
+)
+
+DESCRIPTIONS.setdefault(412, "A prefetch the service needs was not sent (CDS Hooks: the service does not fetch).")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class HookContextSchema(_Strict):
+    userId = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    patientId = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    encounterId = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class HookRequestSchema(_Strict):
+    hook = fields.String(required=True, validate=validate.OneOf([HOOK]))
+    hookInstance = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    fhirServer = fields.String(validate=validate.Length(max=2000), metadata={"description": "Not used: the service never fetches."})
+    fhirAuthorization = fields.Dict()
+    context = fields.Nested(HookContextSchema, required=True)
+    prefetch = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), values=fields.Raw(allow_none=True),
+                           metadata={"description": "FHIR resources (searches as searchset Bundles) or null, by the "
+                                                    "keys of the discovery document. `patient` and each analyte key "
+                                                    "are needed: omitted gives 412; null means no data."})
+    extension = fields.Dict()
+
+
+class SourceSchema(Schema):
+    label = fields.String(required=True)
+
+
+class CardSchema(Schema):
+    uuid = fields.String(required=True)
+    summary = fields.String(required=True, validate=validate.Length(max=139))
+    indicator = fields.String(required=True, validate=validate.OneOf(["info", "warning", "critical"]))
+    detail = fields.String(required=True)
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class CardsSchema(Schema):
+    cards = fields.List(fields.Nested(CardSchema), required=True)
+
+
+class ServiceSchema(Schema):
+    hook = fields.String(required=True)
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    prefetch = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    usageRequirements = fields.String(required=True)
+
+
+class DiscoverySchema(Schema):
+    services = fields.List(fields.Nested(ServiceSchema), required=True)
+
+
+blp = Blueprint("cds", __name__, url_prefix="/cds-services", description="CDS Hooks 2.0 (patient-view).")
+_request_schema = HookRequestSchema()
+
+
+@blp.route("", methods=["GET"])
+@blp.doc(operationId="cdsDiscovery", security=[{"apiKey": []}])
+@blp.alt_response(200, schema=DiscoverySchema, success=True, description="The one service and its prefetch templates.")
+@document_problems(blp, 401, 500)
+def discover() -> ResponseReturnValue:
+    """CDS Hooks discovery."""
+    return jsonify(discovery(current_app.extensions["labinterp.knowledge"]))
+
+
+@blp.route("/<string:service_id>", methods=["POST"])
+@blp.doc(operationId="cdsCall", security=[{"apiKey": []}],
+         parameters=[{"in": "path", "name": "service_id", "required": True, "schema": {"type": "string", "enum": [SERVICE_ID]}}],
+         requestBody={"required": True, "content": {"application/json": {"schema": HookRequestSchema}}})
+@blp.alt_response(200, schema=CardsSchema, success=True, description="One card per abnormal result or panel finding.")
+@blp.alt_response(412, schema=ProblemSchema, content_type=PROBLEM_JSON, description=DESCRIPTIONS[412])
+@document_problems(blp, 400, 401, 404, 413, 415, 422, 500)
+def call(service_id: str) -> ResponseReturnValue:
+    """Call the service: the newest result of each analyte from the prefetch, interpreted, as cards."""
+    if service_id != SERVICE_ID:
+        raise ApiProblem(404, f"no CDS service {service_id[:60]!r}; see GET /cds-services")
+    settings = current_app.extensions["labinterp.settings"]
+    kb = current_app.extensions["labinterp.knowledge"]
+    body = read_json(settings.max_body_bytes)
+    if not isinstance(body, dict):
+        raise ApiProblem(422, "expected a CDS Hooks request object", [Problem((), "expected a JSON object")])
+    try:
+        request = _request_schema.load(body)
+    except ValidationError as exc:
+        problems = flatten_messages(exc.messages)
+        raise ApiProblem(422, f"{len(problems)} problem(s) in the request", problems) from None
+    try:
+        return jsonify(cards(request, kb, settings.max_fhir_resources))
+    except PrefetchMissing as exc:
+        raise ApiProblem(412, f"prefetch needed and not sent: {', '.join(exc.keys)}",
+                         [Problem(("prefetch", k), "needed; send the resource, or null when there is none")
+                          for k in exc.keys]) from None
+    except PrefetchInvalid as exc:
+        raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the prefetch", exc.problems,
+                         title=FHIR_STRUCTURE_TITLE) from None
+
+
+FHIR_STRUCTURE_TITLE = "Invalid FHIR in prefetch"
+
+
+def refine_contract(contract: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
+    """Name the prefetch keys in the contract: the needed ones required (resource or null)."""
+    schema = contract["components"]["schemas"]["HookRequest"]
+    needed = ("patient", *analyte_keys(kb))
+    resource_or_null = {"oneOf": [{"type": "object", "required": ["resourceType"],
+                                   "properties": {"resourceType": {"type": "string"}}}, {"type": "null"}]}
+    schema["properties"]["prefetch"] = {**schema["properties"]["prefetch"], "required": list(needed),
+                                        "properties": {k: resource_or_null for k in (*needed, *CONTEXT_KEYS)}}
+    schema["required"] = sorted({*schema["required"], "prefetch"})
+    return contract

@@ -1,0 +1,104 @@
+"""Medication classes of the clinical context, recognised by RxNorm ingredient code or name.
+
+Loaded from reference_ranges/medications.yaml. The FHIR front door uses it to turn a
+MedicationAdministration or MedicationStatement into the context words the note rules use
+(metformin, proton_pump_inhibitor, diuretic, statin; B12 as an injection or a supplement).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from .errors import KnowledgeError
+from .vocabulary import MEDICATIONS
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+CLASSES = ("b12", *(m for m in MEDICATIONS if m != "b12_supplement"))
+ROUTE_KINDS = ("injection", "enteral")  # injection: IM, SC, IV; enteral: oral, sublingual, nasal
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class IngredientSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9 ]{2,40}$"))
+    rxcui = fields.String(validate=validate.Regexp(r"^[0-9]{1,10}$"))
+    drug_class = fields.String(required=True, data_key="class", validate=validate.OneOf(CLASSES))
+    source = fields.String(validate=validate.Length(min=1, max=40))
+
+    @validates_schema
+    def _code_has_source(self, data: dict, **_: object) -> None:
+        if ("rxcui" in data) != ("source" in data):
+            raise ValidationError("an rxcui needs a source, and a source belongs to an rxcui", "source")
+
+
+class RouteSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=2, max=40))
+    snomed = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6,18}$"))
+    kind = fields.String(required=True, validate=validate.OneOf(ROUTE_KINDS))
+    source = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class MedicationsFileSchema(_Strict):
+    ingredients = fields.List(fields.Nested(IngredientSchema), required=True, validate=validate.Length(min=1))
+    routes = fields.List(fields.Nested(RouteSchema), required=True, validate=validate.Length(min=1))
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    name: str
+    rxcui: str | None
+    drug_class: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class MedicationCatalogue:
+    ingredients: tuple[Ingredient, ...]
+    by_rxcui: Mapping[str, Ingredient]
+    routes: Mapping[str, str]  # SNOMED code -> injection | enteral
+
+    def recognise(self, codings: Iterable[Mapping[str, Any]], texts: Iterable[str]) -> Ingredient | None:
+        """The ingredient named by an RxNorm ingredient code, else by its name as a word in the text."""
+        for c in codings:
+            if c.get("system") == RXNORM and str(c.get("code")) in self.by_rxcui:
+                return self.by_rxcui[str(c.get("code"))]
+        words = " ".join(str(t) for t in texts if t).casefold()
+        for ing in self.ingredients:
+            if re.search(rf"\b{re.escape(ing.name)}\b", words):
+                return ing
+        return None
+
+    def route_kind(self, codings: Iterable[Mapping[str, Any]]) -> str | None:
+        return next((self.routes[str(c.get("code"))] for c in codings
+                     if c.get("system") == SNOMED and str(c.get("code")) in self.routes), None)
+
+
+def build_catalogue(raw: dict[str, Any], source_tags: Iterable[str]) -> MedicationCatalogue:
+    """Cross-checks: every source tag exists, no code or name appears twice."""
+    tags = set(source_tags)
+    by_rxcui: dict[str, Ingredient] = {}
+    names: set[str] = set()
+    ingredients = []
+    for i, r in enumerate(raw["ingredients"]):
+        if r.get("source") is not None and r["source"] not in tags:
+            raise KnowledgeError("medications.yaml", f"ingredients[{i}].source", f"{r['source']!r} is not in sources.yaml")
+        if r.get("rxcui") in by_rxcui or r["name"] in names:
+            raise KnowledgeError("medications.yaml", f"ingredients[{i}]", f"{r['name']} is listed twice")
+        ing = Ingredient(r["name"], r.get("rxcui"), r["drug_class"], r.get("source"))
+        ingredients.append(ing)
+        names.add(ing.name)
+        if ing.rxcui:
+            by_rxcui[ing.rxcui] = ing
+    routes: dict[str, str] = {}
+    for i, r in enumerate(raw["routes"]):
+        if r["source"] not in tags:
+            raise KnowledgeError("medications.yaml", f"routes[{i}].source", f"{r['source']!r} is not in sources.yaml")
+        routes[r["snomed"]] = r["kind"]
+    return MedicationCatalogue(tuple(ingredients), by_rxcui, routes)

@@ -1,0 +1,99 @@
+"""POST /fhir/$interpret: FHIR R4 in, a FHIR R4 collection Bundle out; errors as OperationOutcome."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, json
+from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+
+from ..api.body import read_json
+from ..api.problems import ApiProblem
+from .outcome import FHIR_JSON, FhirError, Issue, outcome
+from .interpret import interpret_fhir
+
+ACCEPTED = (FHIR_JSON, "application/json")
+ISSUE_CODES = {400: "structure", 401: "security", 404: "not-found", 405: "not-supported", 413: "too-costly",
+               415: "not-supported", 422: "invalid", 500: "exception"}
+
+REQUEST_SCHEMA: dict[str, Any] = {
+    "description": "A FHIR R4 resource: an Observation, a DiagnosticReport (with contained Observations), or a "
+                   "Bundle of type collection, batch, transaction or searchset. Its structure is checked against "
+                   "FHIR R4 (fhir.resources R4B models), which this schema does not restate.",
+    "oneOf": [
+        {"type": "object", "required": ["resourceType", "status", "code"],
+         "properties": {"resourceType": {"const": "Observation"}}},
+        {"type": "object", "required": ["resourceType", "status", "code"],
+         "properties": {"resourceType": {"const": "DiagnosticReport"}}},
+        {"type": "object", "required": ["resourceType", "type"],
+         "properties": {"resourceType": {"const": "Bundle"},
+                        "type": {"enum": ["collection", "batch", "transaction", "searchset"]}}},
+    ],
+}
+BUNDLE_SCHEMA = {"type": "object", "required": ["resourceType", "type", "entry"],
+                 "properties": {"resourceType": {"const": "Bundle"}, "type": {"const": "collection"},
+                                "entry": {"type": "array", "items": {"type": "object", "required": ["resource"]}}},
+                 "description": "Each interpreted Observation as it came in, with `interpretation`, `referenceRange` "
+                                "and `note`; a DetectedIssue per panel note; an OperationOutcome naming every "
+                                "Observation that was not interpreted and why."}
+OUTCOME_SCHEMA = {"type": "object", "required": ["resourceType", "issue"],
+                  "properties": {"resourceType": {"const": "OperationOutcome"},
+                                 "issue": {"type": "array", "minItems": 1, "items": {
+                                     "type": "object", "required": ["severity", "code"],
+                                     "properties": {"severity": {"enum": ["fatal", "error", "warning", "information"]},
+                                                    "code": {"type": "string"},
+                                                    "diagnostics": {"type": "string"},
+                                                    "expression": {"type": "array", "items": {"type": "string"}}}}}}}
+
+
+def outcome_response(status: int, issues: tuple[Issue, ...] | list[Issue], headers: dict[str, str] | None = None) -> Response:
+    resp = Response(json.dumps(outcome(issues)), status=status, mimetype=FHIR_JSON)
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def problem_as_outcome(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """An HTTP-level error (404, 405, 413, 415, ...) on a FHIR path, as FHIR clients expect it."""
+    severity = "fatal" if status >= 500 else "error"
+    return outcome_response(status, [Issue(severity, ISSUE_CODES.get(status, "processing"), detail)], headers)
+
+
+def _outcome_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
+
+
+blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR R4: interpret the Observations EHRs send.")
+
+
+@blp.route("/$interpret", methods=["POST"])
+@blp.doc(operationId="interpretFhir", security=[{"apiKey": []}], requestBody={
+    "required": True, "content": {FHIR_JSON: {"schema": REQUEST_SCHEMA}, "application/json": {"schema": REQUEST_SCHEMA}},
+}, responses={
+    "200": {"description": "A collection Bundle.", "content": {FHIR_JSON: {"schema": BUNDLE_SCHEMA}}},
+    "400": _outcome_doc("Malformed request: empty body, invalid JSON, not an object."),
+    "401": _outcome_doc("Missing or wrong API key."),
+    "413": _outcome_doc("Request body larger than the configured limit."),
+    "415": _outcome_doc("Not application/fhir+json or application/json."),
+    "422": _outcome_doc("Not FHIR R4 by structure, another resource type, an unsupported Bundle type, or too "
+                        "many resources; each issue locates its element by FHIRPath."),
+    "500": _outcome_doc("Unexpected server error (never expected; no detail is revealed)."),
+})
+def interpret() -> ResponseReturnValue:
+    """Interpret FHIR R4 Observations.
+
+    Takes an Observation, a DiagnosticReport with contained Observations, or a Bundle (collection,
+    batch, transaction, searchset), maps each Observation by LOINC code and UCUM unit, reads age and
+    sex from a Patient and B12 injections and medications from MedicationAdministration and
+    MedicationStatement resources, and returns the enriched Observations in a collection Bundle.
+    """
+    settings = current_app.extensions["labinterp.settings"]
+    kb = current_app.extensions["labinterp.knowledge"]
+    try:
+        body = read_json(settings.max_body_bytes, accept=ACCEPTED)
+        bundle = interpret_fhir(body, kb, settings.max_fhir_resources)
+    except ApiProblem as exc:
+        return problem_as_outcome(exc.status, exc.detail)
+    except FhirError as exc:
+        return outcome_response(exc.status, exc.issues)
+    return Response(json.dumps(bundle), status=200, mimetype=FHIR_JSON)
