@@ -1,4 +1,5 @@
-"""API keys: /v1 needs a bearer key when keys are configured; health and the contract stay open."""
+"""API keys: /v1, /fhir and /cds-services need a bearer key when keys are configured; health, the
+contract and the form stay open."""
 from __future__ import annotations
 
 import logging
@@ -40,6 +41,19 @@ def test_missing_wrong_empty_and_overlong_keys_get_401(locked, conform, header):
 def test_health_and_contract_stay_open(locked):
     assert locked.get("/healthz").status_code == 200
     assert locked.get("/openapi.yaml").status_code == 200
+    assert locked.get("/").status_code == 200
+
+
+def test_fhir_and_cds_hooks_need_a_key_too(locked, conform):
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "k"}}
+    resp = locked.post("/fhir/$interpret", json=obs)
+    assert resp.status_code == 401 and resp.mimetype == "application/fhir+json"
+    assert conform("post", "/fhir/$interpret", resp)["issue"][0]["code"] == "security"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert locked.post("/fhir/$interpret", json=obs, headers={"Authorization": f"Bearer {KEYS[0]}"}).status_code == 200
+    resp = locked.get("/cds-services")
+    assert resp.status_code == 401 and conform("get", "/cds-services", resp)["status"] == 401
+    assert locked.get("/cds-services", headers={"Authorization": f"Bearer {KEYS[1]}"}).status_code == 200
 
 
 def test_open_mode_says_so_once_at_start_up(caplog):

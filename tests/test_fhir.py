@@ -285,3 +285,9 @@ def test_no_value_from_the_request_is_logged(client, caplog):
     interpret(client, bundle(patient(birth="1961-02-03"), observation("k", "2823-3", 3.17, "mmol/L")))
     text = caplog.text
     assert "3.17" not in text and "1961" not in text and "p1" not in re.sub(r"http\S+", "", text)
+
+
+@pytest.mark.parametrize("kind", ["collection", "batch", "transaction", "searchset"])
+def test_every_accepted_bundle_type(client, kind):
+    out = interpret(client, bundle(patient(), observation("mg", "19123-9", 1.5, "mg/dL"), kind=kind))
+    assert flag(by_id(out)["mg"]) == "L"
