@@ -10,6 +10,8 @@ import yaml
 from service.app import create_app
 from service.config import Settings
 
+pytest_plugins = ["tests.browser"]  # the `browser` and `page` fixtures of the browser tests
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 

@@ -291,3 +291,16 @@ def test_no_value_from_the_request_is_logged(client, caplog):
 def test_every_accepted_bundle_type(client, kind):
     out = interpret(client, bundle(patient(), observation("mg", "19123-9", 1.5, "mg/dL"), kind=kind))
     assert flag(by_id(out)["mg"]) == "L"
+
+
+def test_members_take_the_time_a_panel_takes_from_its_report(client):
+    k = observation("k", "2823-3", 3.1, "mmol/L")
+    del k["effectiveDateTime"]
+    panel = {"resourceType": "Observation", "id": "bmp", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "24321-2"}]},
+             "hasMember": [{"reference": "Observation/k"}]}
+    report = {"resourceType": "DiagnosticReport", "id": "r", "status": "final", "code": {"text": "bmp"},
+              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-21T08:00:00Z",
+              "result": [{"reference": "Observation/bmp"}]}
+    out = interpret(client, bundle(patient(), b12_administration(), report, panel, k))
+    assert "potassium-low-after-b12-injection" in findings(out)  # the time and subject reached the member

@@ -7,7 +7,7 @@ fails when notes.yaml gains a rule without an entry here. Values come from the Y
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 

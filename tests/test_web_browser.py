@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from .browser import browser, page  # noqa: F401  (fixtures)
 from .conftest import ROOT
 from .servers import free_port, start_gunicorn, stop, wait_ready
 

@@ -150,16 +150,17 @@ def _add(out: Read, res: dict[str, Any], path: str, container: Found | None = No
 def _inherit(out: Read) -> None:
     """Members of a panel Observation or results of a DiagnosticReport take its time and subject when
     they carry none (the FHIR R4 General Health Panel example times only its panels)."""
+    links: list[tuple[Found, Found]] = []
     for parent in out.of_type("Observation", "DiagnosticReport"):
-        refs = parent.resource.get("hasMember") or parent.resource.get("result") or []
-        for ref in refs:
-            child = out.resolve((ref or {}).get("reference"), parent)
-            if child is None:
-                if parent.type == "DiagnosticReport" or (ref or {}).get("reference"):
-                    out.issues.append(Issue("warning", "not-found",
-                                            f"{(ref or {}).get('reference')!s:.80} is referenced but not in the request, "
-                                            "so it was not interpreted", parent.path))
-                continue
-            if child.type == "Observation":
-                child.inherited_effective = child.inherited_effective or parent.effective
-                child.inherited_subject = child.inherited_subject or parent.subject
+        for ref in parent.resource.get("hasMember") or parent.resource.get("result") or []:
+            reference = (ref or {}).get("reference")
+            child = out.resolve(reference, parent)
+            if child is None and reference:
+                out.issues.append(Issue("warning", "not-found", f"{reference:.80} is referenced but not in the "
+                                        "request, so it was not interpreted", parent.path))
+            elif child is not None and child.type == "Observation":
+                links.append((parent, child))
+    for _ in range(2):  # twice: a panel may first inherit from its report what its members then inherit
+        for parent, child in links:
+            child.inherited_effective = child.inherited_effective or parent.effective
+            child.inherited_subject = child.inherited_subject or parent.subject

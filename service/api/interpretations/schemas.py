@@ -1,7 +1,6 @@
 """Request and response schemas of /v1/interpretations (the response ones document, they do not dump)."""
 from __future__ import annotations
 
-from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
