@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         API_TITLE="labinterp", API_VERSION="1.0.0", OPENAPI_VERSION="3.1.0",
         # One byte above our limit: body.read_json probes one byte past it to tell "exactly the limit"
         # (accepted) from "more" (413); Werkzeug's own cap would refuse the probe itself.
-        MAX_CONTENT_LENGTH=settings.max_body_bytes + 1, JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_batch_bytes) + 1, JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["labinterp.settings"] = settings
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
 
     api = LabApi(app, spec_kwargs=_spec_kwargs())
     schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
-    api.register_blueprint(interpretations_views.make_blueprint(schemas, kb))
+    api.register_blueprint(interpretations_views.make_blueprint(schemas, kb, settings.max_results))
     api.register_blueprint(analytes_views.blp)
     api.register_blueprint(fhir_views.blp)
     api.register_blueprint(cds_views.blp)

@@ -15,6 +15,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # LABINTERP_API_KEYS: comma-separated; empty means /v1 runs open
     form: bool = True  # LABINTERP_FORM: on | off; the clinician form at /
     max_fhir_resources: int = 1000  # LABINTERP_MAX_FHIR_RESOURCES: resources per FHIR request
+    max_batch_bytes: int = 16_777_216  # LABINTERP_MAX_BATCH_BYTES: body limit of the batch endpoint
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

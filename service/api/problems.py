@@ -7,19 +7,10 @@ from flask import Response, json
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..core.errors import Problem
+from .problem_types import TYPES
 
 PROBLEM_JSON = "application/problem+json"
 
-# Problem types are URNs: stable identifiers that need no web server behind them.
-TYPES = {
-    400: "urn:labinterp:problem:malformed-request",
-    404: "urn:labinterp:problem:not-found",
-    412: "urn:labinterp:problem:prefetch-missing",
-    413: "urn:labinterp:problem:body-too-large",
-    415: "urn:labinterp:problem:unsupported-media-type",
-    422: "urn:labinterp:problem:invalid-content",
-    500: "urn:labinterp:problem:internal-error",
-}
 
 
 class ApiProblem(Exception):

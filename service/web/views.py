@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from marshmallow import Schema
 
 from ..api.interpretations.adapter import parse_panel
@@ -52,6 +52,8 @@ def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
     def interpret() -> Response:
         kb: Knowledge = current_app.extensions["labinterp.knowledge"]
         settings = current_app.extensions["labinterp.settings"]
+        if (request.content_length or 0) > settings.max_body_bytes:
+            abort(413)  # the app-wide cap is the batch endpoint's, far larger than a form needs
         single = {k: v[:settings.max_string_length] for k, v in request.form.items()}
         lists = {k: request.form.getlist(k) for k in webform.LIST_FIELDS}
         values: dict[str, Any] = {**single, **lists}

@@ -146,3 +146,29 @@ class ReportSchema(Schema):
     knowledge_version = fields.String(required=True)
     disclaimer = fields.String(required=True)
 
+
+
+class ProblemItemDocSchema(Schema):
+    pointer = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class PanelProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.List(fields.Nested(ProblemItemDocSchema), required=True)
+
+
+class PanelOutcomeSchema(Schema):
+    index = fields.Integer(required=True, metadata={"description": "The panel's position in the request."})
+    status = fields.Integer(required=True, validate=validate.OneOf((200, 422)))
+    report = fields.Nested(ReportSchema, metadata={"description": "When status is 200."})
+    problem = fields.Nested(PanelProblemSchema, metadata={"description": "When status is 422."})
+
+
+class BatchReportSchema(Schema):
+    results = fields.List(fields.Nested(PanelOutcomeSchema), required=True)
+    knowledge_version = fields.String(required=True)
+    disclaimer = fields.String(required=True)

@@ -7,17 +7,18 @@ from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from ...core import InputError, interpret_panel
+from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
 from ..body import read_json
 from ..problem_docs import document_problems
 from ..problems import ApiProblem
 from .adapter import parse_panel
+from .batch import MAX_PANELS, Interpreter
 from .examples import PANEL_EXAMPLE, report_example
-from .schemas import ReportSchema
+from .schemas import BatchReportSchema, ReportSchema
 
 
-def make_blueprint(schemas: dict[str, Any], kb: Knowledge) -> Blueprint:
+def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> Blueprint:
     blp = Blueprint("interpretations", __name__, url_prefix="/v1",
                     description="Interpret a panel of vitamin B12, potassium, magnesium and calcium results.")
     panel_schema, result_schema = schemas["Panel"](), schemas["ResultInput"]()
@@ -47,4 +48,43 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge) -> Blueprint:
             raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the request", exc.problems) from None
         return jsonify(report.to_dict())
 
+    interpreter = Interpreter(kb, panel_schema, result_schema, max_results)
+
+    @blp.route("/interpretations/batch", methods=["POST"])
+    @blp.doc(operationId="interpretBatch", security=[{"apiKey": []}], requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": batch_request_schema(), "example": {"panels": [PANEL_EXAMPLE]}}},
+    })
+    @blp.alt_response(200, schema=BatchReportSchema, success=True,
+                      description="One entry per panel, in order: its report (status 200) or its problem (422).")
+    @document_problems(blp, 400, 401, 413, 415, 422, 500)
+    def interpret_batch() -> ResponseReturnValue:
+        """Interpret up to 1,000 panels.
+
+        Each panel is interpreted as by `POST /v1/interpretations` and gets its own report or its own
+        problem (pointers into the whole request, `/panels/<index>/...`), so one bad panel never fails
+        or hides the others. A 4xx answers only an invalid envelope.
+        """
+        settings = current_app.extensions["labinterp.settings"]
+        body = read_json(settings.max_batch_bytes)
+        panels = body.get("panels") if isinstance(body, dict) else None
+        problems = []
+        if not isinstance(body, dict):
+            problems.append(Problem((), "expected a JSON object with `panels`"))
+        else:
+            problems += [Problem((k,), "unknown field") for k in body if k != "panels"]
+            if not isinstance(panels, list) or not 1 <= len(panels) <= MAX_PANELS:
+                problems.append(Problem(("panels",), f"expected an array of 1 to {MAX_PANELS} panels"))
+        if problems:
+            raise ApiProblem(422, f"{len(problems)} problem(s) in the batch envelope", problems)
+        results = list(interpreter.many(panels, at=("panels",)))
+        return jsonify({"results": results, "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
+
     return blp
+
+
+def batch_request_schema() -> dict[str, Any]:
+    return {"type": "object", "required": ["panels"], "additionalProperties": False, "properties": {"panels": {
+        "type": "array", "minItems": 1, "maxItems": MAX_PANELS,
+        "items": {"description": "A panel as `Panel`. An invalid one gets its own 422 problem in the response; "
+                                 "it does not fail the batch.", "anyOf": [{"$ref": "#/components/schemas/Panel"}, {}]}}}}
