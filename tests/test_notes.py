@@ -395,3 +395,28 @@ def test_every_response_carries_the_disclaimer():
         d = h.run(yes[0]()).to_dict()
         assert _norm(d["disclaimer"]) == disclaimer
         assert d["knowledge_version"] == h.raw_knowledge()["version"]
+
+
+def test_rules_looked_up_by_band_are_exactly_the_rules_that_can_fire():
+    """The band index is an optimisation only: for every band, a rule left out never fires."""
+    from datetime import datetime, timedelta, timezone
+
+    from service.core import default_knowledge
+    from service.core.model import Context, Patient
+    from service.core.rules import Env, Fact
+
+    kb = default_knowledge()
+    now = datetime(2026, 11, 21, tzinfo=timezone.utc)
+    rich = Context(b12_injection_at=now - timedelta(days=2), b12_therapy_started_at=now - timedelta(days=20),
+                   medications=frozenset({"metformin", "proton_pump_inhibitor", "diuretic"}),
+                   diet="vegan", symptoms=frozenset({"muscle_cramps", "tingling_numbness"}),
+                   conditions=frozenset({"liver_disease", "kidney_disease"}), hemolyzed=True)
+    for analyte, rules in kb.result_notes.items():
+        for band in (*kb.analytes[analyte].bands.order(), "implausible", "indeterminate"):
+            kept = kb.notes_for(analyte, band)
+            fact = Fact(analyte, band, band.startswith("critical"), band not in ("implausible", "indeterminate"))
+            env = Env([fact], Patient(70, "female"), rich, now, {"albumin_adjusted_calcium": "9 mg/dL"}, fact)
+            for rule in rules:
+                if rule not in kept:
+                    assert not rule.test(env), (analyte, band, rule.id)
+            assert [r for r in rules if r in kept] == list(kept)  # file order kept

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 from .classify import Interval, classify, select_limits
 from .errors import InputError, Problem
-from .knowledge import Analyte, Knowledge, NoteRule, load_knowledge
+from .knowledge import Analyte, Knowledge, Limits, NoteRule, load_knowledge
 from .model import LabRange, PanelInput, ResultInput
-from .report import Note, PanelReport, RangeUsed, ResultReport
+from .report import Note, PanelReport, RangeUsed, ResultReport, is_exact
 from .rules import Env, Fact
 from .units import Unit
 from .values import parse_value
@@ -169,19 +169,15 @@ def _lab_interval(lab: tuple[float | None, float | None, str], default: Interval
 LAB_SOURCE = "laboratory"
 
 
-def _source_text(kb: Knowledge, interval: Interval) -> str:
-    tags = dict.fromkeys(t for t in (interval.low_source, interval.high_source) if t)
-    return "; ".join(LAB_SOURCE if t == LAB_SOURCE else kb.sources[t].reference for t in tags)
-
-
-def _derived(reports: list[ResultReport], kb: Knowledge) -> dict[str, str]:
+def _derived(values: list[tuple[str, float, bool]], kb: Knowledge) -> dict[str, str]:
+    """Values computed from several results: (analyte, canonical value, exact) for each result."""
     out: dict[str, str] = {}
-    ca = next((r for r in reports if r.analyte == "calcium" and r.exact), None)
-    alb = next((r for r in reports if r.analyte == "albumin" and r.exact), None)
+    ca = next((v for a, v, exact in values if a == "calcium" and exact), None)
+    alb = next((v for a, v, exact in values if a == "albumin" and exact), None)
     calcium = kb.analytes.get("calcium")
-    if ca and alb and calcium and calcium.albumin_adjustment:
+    if ca is not None and alb is not None and calcium and calcium.albumin_adjustment:
         adj = calcium.albumin_adjustment
-        value = ca.normalized_value + adj["coefficient"] * (adj["nominal_albumin"] - alb.normalized_value)
+        value = ca + adj["coefficient"] * (adj["nominal_albumin"] - alb)
         text = f"{value:.1f} {calcium.canonical_unit}"
         if "mmol/L" in calcium.factors:
             text += f" ({value / calcium.factors['mmol/L']:.2f} mmol/L)"
@@ -192,10 +188,35 @@ def _derived(reports: list[ResultReport], kb: Knowledge) -> dict[str, str]:
 def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
     notes = []
     for rule in rules:
-        if all(p in env.derived for p in rule.placeholders) and rule.test(env):
+        if rule.placeholders and not all(p in env.derived for p in rule.placeholders):
+            continue
+        if rule.test(env):
             text = rule.text.format_map(env.derived) if rule.placeholders else rule.text
             notes.append(Note(rule.id, rule.severity, text, rule.references))
     return tuple(notes)
+
+
+@dataclass(frozen=True)
+class _Classified:
+    id: str
+    value: float | int | str | None  # as sent
+    unit_text: str
+    checked: _Checked
+    interval: Interval
+    critical: Limits | None
+    canonical: float
+    flag: str | None
+    fact: Fact
+
+
+def _classify(rid: str, item: ResultInput, r: _Checked, panel: PanelInput) -> _Classified:
+    interval, critical = select_limits(r.analyte, panel.patient)
+    if r.lab_range is not None:
+        interval = _lab_interval(r.lab_range, interval)
+    canonical = r.value * r.analyte.factors[r.unit.id]
+    c = classify(r.analyte, canonical, r.comparator, interval, critical)
+    fact = Fact(r.analyte.id, c.band, c.critical, is_exact(r.comparator, c.band))
+    return _Classified(rid, item.value, item.unit or r.unit.id, r, interval, critical, canonical, c.flag, fact)
 
 
 def _time_problems(panel: PanelInput) -> list[Problem]:
@@ -218,29 +239,25 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         raise InputError(list(exc.problems) + _time_problems(panel)) from None
     if time_problems:
         raise InputError(time_problems)
-    reports: list[ResultReport] = []
-    for rid, item, r in resolved:
-        interval, critical = select_limits(r.analyte, panel.patient)
-        if r.lab_range is not None:
-            interval = _lab_interval(r.lab_range, interval)
-        canonical = r.value * r.analyte.factors[r.unit.id]
-        c = classify(r.analyte, canonical, r.comparator, interval, critical)
+    classified = [_classify(rid, item, r, panel) for rid, item, r in resolved]
+    facts = [c.fact for c in classified]
+    collected = panel.collected_at or now or datetime.now(timezone.utc)
+    derived = _derived([(c.fact.analyte, c.canonical, c.fact.exact) for c in classified], kb)
+    env = Env(facts, panel.patient, panel.context, collected, derived)
+    final = []
+    for c in classified:
+        r, interval, critical = c.checked, c.interval, c.critical
         back = r.analyte.factors[r.unit.id]
         used = RangeUsed(interval.low, interval.high, r.analyte.canonical_unit,
                          None if interval.low is None else interval.low / back,
                          None if interval.high is None else interval.high / back,
-                         item.unit or r.unit.id, interval.origin, _source_text(kb, interval),
+                         c.unit_text, interval.origin,
+                         kb.source_text(interval.low_source, interval.high_source, LAB_SOURCE),
                          critical.low if critical else None, critical.high if critical else None)
-        reports.append(ResultReport(rid, r.analyte.id, r.loinc, item.value, r.comparator,  # type: ignore[arg-type]
-                                    item.unit or r.unit.id, canonical, r.analyte.canonical_unit,
-                                    c.band, c.flag, c.critical, used, ()))
-    facts = [Fact(r.analyte, r.band, r.critical, r.exact) for r in reports]
-    collected = panel.collected_at or now or datetime.now(timezone.utc)
-    env = Env(facts, panel.patient, panel.context, collected, _derived(reports, kb))
-    final = []
-    for report, fact in zip(reports, facts):
-        env_one = Env(facts, panel.patient, panel.context, collected, env.derived, fact)
-        notes = _notes(kb.result_notes.get(report.analyte, ()), env_one)
-        final.append(ResultReport(**{**report.__dict__, "notes": notes}))
+        notes = _notes(kb.notes_for(c.fact.analyte, c.fact.band),
+                       Env(facts, panel.patient, panel.context, collected, derived, c.fact))
+        final.append(ResultReport(c.id, c.fact.analyte, r.loinc, c.value, r.comparator,  # type: ignore[arg-type]
+                                  c.unit_text, c.canonical, r.analyte.canonical_unit,
+                                  c.fact.band, c.flag, c.fact.critical, used, notes))
     panel_notes = _notes(kb.panel_notes, env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer)

@@ -20,7 +20,7 @@ from marshmallow import Schema, ValidationError
 from . import knowledge_schema as ks
 from .errors import KnowledgeError, flatten_messages
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
-from .rules import Predicate, RuleError, compile_condition
+from .rules import Predicate, RuleError, bands_needed, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "reference_ranges"
@@ -138,6 +138,7 @@ class NoteRule:
     references: tuple[str, ...]  # as cited in responses: seed file names or URLs
     placeholders: tuple[str, ...]
     test: Predicate
+    bands: frozenset[str] | None = None  # result scope: the only bands it can fire for (None: any)
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,41 @@ class Knowledge:
     def panel_notes(self) -> tuple[NoteRule, ...]:
         return tuple(r for r in self.notes if r.scope == "panel")
 
+    @functools.cached_property
+    def _notes_by_band(self) -> dict[tuple[str, str], tuple[NoteRule, ...]]:
+        out: dict[tuple[str, str], tuple[NoteRule, ...]] = {}
+        for analyte, rules in self.result_notes.items():
+            for band in (*self.analytes[analyte].bands.order(), *ks.SPECIAL_BANDS):
+                out[(analyte, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
+        return out
+
+    def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
+        """The result-scope rules that can fire for a result of this analyte and band, in file order."""
+        return self._notes_by_band.get((analyte, band), ())
+
+    @functools.cached_property
+    def _names_as_written(self) -> dict[str, Analyte]:
+        return {n: a for a in self.analytes.values() for n in (a.id, *a.aliases)}
+
     def find_analyte(self, name: str) -> Analyte | None:
+        exact = self._names_as_written.get(name)  # the common case, without folding
+        if exact is not None:
+            return exact
         return self.by_name.get(name_key(name)) if len(name) <= 64 else None
+
+    @functools.cached_property
+    def _source_texts(self) -> dict[tuple[str | None, str | None], str]:
+        return {}
+
+    def source_text(self, low_tag: str | None, high_tag: str | None, lab_tag: str) -> str:
+        """What a response cites for an interval's two sides (computed once per pair of tags)."""
+        key = (low_tag, high_tag)
+        text = self._source_texts.get(key)
+        if text is None:
+            tags = dict.fromkeys(t for t in key if t)
+            text = "; ".join(lab_tag if t == lab_tag else self.sources[t].reference for t in tags)
+            self._source_texts[key] = text
+        return text
 
 
 def name_key(text: str) -> str:
@@ -298,8 +332,9 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seeds: tuple[st
         for n in names:
             if n not in DERIVED_VALUES:
                 raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}")
-        rules.append(NoteRule(r["id"], r["scope"], r.get("analyte"), r["severity"], r["text"].strip(),
-                              tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test))
+        rules.append(NoteRule(r["id"], r["scope"], r["analyte"] if r.get("analyte") else None, r["severity"],
+                              r["text"].strip(), tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test,
+                              bands_needed(r["when"]) if r["scope"] == "result" else None))
     return tuple(rules)
 
 
@@ -344,5 +379,5 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
     medications = build_catalogue(_read(path, "medications.yaml", MedicationsFileSchema()), sources)
     kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), seeds, sources,
                    catalogue, analytes, by_name, by_loinc, notes, medications)
-    kb.result_notes, kb.panel_notes  # noqa: B018  (group the rules now, not on the first request)
+    kb._notes_by_band, kb.panel_notes, kb._names_as_written  # noqa: B018  (now, not on the first request)
     return kb

@@ -10,6 +10,11 @@ def tidy(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.6g}")
 
 
+def is_exact(comparator: str | None, band: str) -> bool:
+    """A plausible, uncensored measurement: the only kind a derived value or `has_result` may use."""
+    return comparator is None and band not in ("implausible", "indeterminate")
+
+
 @dataclass(frozen=True)
 class Note:
     id: str
@@ -60,8 +65,7 @@ class ResultReport:
 
     @property
     def exact(self) -> bool:
-        """A plausible, uncensored measurement."""
-        return self.comparator is None and self.band not in ("implausible", "indeterminate")
+        return is_exact(self.comparator, self.band)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -95,9 +95,21 @@ def compile_condition(
     if key in ("all", "any"):
         if not isinstance(arg, list) or not arg:
             raise RuleError(at, "expected a non-empty list of conditions")
-        parts = [sub(c, f"{at}[{i}]") for i, c in enumerate(arg)]
-        combine = all if key == "all" else any
-        return lambda env: combine(p(env) for p in parts)
+        parts = tuple(sub(c, f"{at}[{i}]") for i, c in enumerate(arg))
+        if key == "all":
+            def every(env: Env) -> bool:
+                for part in parts:
+                    if not part(env):
+                        return False
+                return True
+            return every
+
+        def some(env: Env) -> bool:
+            for part in parts:
+                if part(env):
+                    return True
+            return False
+        return some
     if key == "not":
         inner = sub(arg, at)
         return lambda env: not inner(env)
@@ -163,3 +175,19 @@ def compile_condition(
             raise RuleError(at, f"unknown derived value {arg!r}; known: {list(derived)}")
         return lambda env: arg in env.derived
     raise RuleError(at, "unknown condition key")
+
+
+def bands_needed(cond: Any) -> frozenset[str] | None:
+    """The bands a result-scope condition can hold for (None: it does not say), so that a result's
+    rules can be looked up by its band instead of all being tried. Read from an already-compiled
+    condition, so the structure is known to be valid."""
+    (key, arg), = cond.items()
+    if key == "band_in":
+        return frozenset(arg)
+    if key == "all":
+        known = [b for b in (bands_needed(c) for c in arg) if b is not None]
+        return frozenset.intersection(*known) if known else None
+    if key == "any":
+        parts = [bands_needed(c) for c in arg]
+        return None if any(b is None for b in parts) else frozenset().union(*parts)  # type: ignore[arg-type]
+    return None

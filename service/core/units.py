@@ -39,6 +39,7 @@ class UnitCatalogue:
     def __init__(self, units: Iterable[Unit]):
         self.units: dict[str, Unit] = {}
         self._by_key: dict[str, Unit] = {}
+        self._as_written: dict[str, Unit] = {}
         for unit in units:
             self.units[unit.id] = unit
             for spelling in (unit.id, unit.ucum, *unit.spellings):
@@ -47,8 +48,12 @@ class UnitCatalogue:
                 if other is not None and other.id != unit.id:
                     raise ValueError(f"spelling {spelling!r} is claimed by both {other.id} and {unit.id}")
                 self._by_key[key] = unit
+                self._as_written[spelling] = unit
 
     def lookup(self, text: str) -> Unit | None:
+        exact = self._as_written.get(text)  # the common case, without folding
+        if exact is not None:
+            return exact
         if len(text) > MAX_UNIT_LENGTH:
             return None
         return self._by_key.get(unit_key(text))
