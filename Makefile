@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz install install-test browser-deps clean openapi
+.PHONY: run test fuzz bench install install-test browser-deps bench-deps clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ test: install-test browser-deps
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
 fuzz: install-test
 	$(BIN)/python fuzz/fuzz_parsers.py
+
+# Figures of bench/run.py (wrk from Debian; installed as root when missing). Never part of `make test`.
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; } || \
+	  { echo "wrk is missing: install Debian's wrk (apt-get install wrk)"; exit 1; }
+
+bench: install-test bench-deps
+	$(BIN)/python bench/run.py
 
 # Regenerate openapi.yaml from the code (a test fails when the committed file drifts).
 openapi: install

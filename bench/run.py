@@ -1,0 +1,203 @@
+"""`make bench`: the figures of issue 6, printed as one table and written to bench/results/<time>.json.
+
+1. HTTP: POST /v1/interpretations (four-analyte panel with context) under gunicorn.conf.py on
+   loopback, driven by wrk, side by side with the floor app (bench/floor_app.py) in the same run.
+2. The batch endpoint with 1,000 panels (4,000 results): time per request and per result.
+3. The core in process: microseconds per result, and the same panel through a naive path that builds
+   a pint Quantity per value.
+4. Start-up to first served request, and peak RSS per worker.
+
+Speed is measured here and never asserted in `make test`: the machine is shared and noisy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.api.interpretations.examples import PANEL_EXAMPLE  # noqa: E402
+
+DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+TARGETS = {"throughput_ratio": 0.80, "p99_ms": 10.0, "batch_ms": 150.0, "core_us_per_result": 10.0,
+           "naive_speedup": 20.0, "startup_s": 1.5, "rss_mb": 80.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(app: str, port: int) -> tuple[subprocess.Popen, float]:
+    """gunicorn with the production configuration; seconds from spawn to the first 200."""
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_LOG_LEVEL": "warning"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", app],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"{app} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return proc, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.01)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port: int, body: dict[str, Any], seconds: int = DURATION) -> dict[str, float]:
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                 f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    script.close()
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script.name,
+                          f"http://127.0.0.1:{port}/v1/interpretations"], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+            "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+            "errors": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+def worker_peak_rss_mb(master: int) -> float:
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout.split()
+    peaks = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peaks.append(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024)  # type: ignore[union-attr]
+    return max(peaks)
+
+
+def batch(port: int, runs: int = 7) -> dict[str, float]:
+    panels = [PANEL_EXAMPLE] * 1000
+    data = json.dumps({"panels": panels}).encode()
+    times = []
+    for _ in range(runs):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations/batch", data=data,
+                                     headers={"Content-Type": "application/json"})
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = json.loads(r.read())
+        times.append(time.perf_counter() - t0)
+        assert all(x["status"] == 200 for x in body["results"])
+    ms = statistics.median(times) * 1000
+    return {"batch_ms": ms, "batch_us_per_result": ms * 1000 / 4000}
+
+
+def core(n: int = 3000) -> dict[str, float]:
+    from service.api.interpretations.adapter import parse_panel
+    from service.api.interpretations.schemas import make_schemas
+    from service.core import default_knowledge, interpret_panel
+    from service.core.units import registry
+
+    kb = default_knowledge()
+    schemas = make_schemas(kb, 100, 200)
+    panel = parse_panel(PANEL_EXAMPLE, schemas["Panel"](), schemas["ResultInput"](), kb, 100)
+    for _ in range(300):
+        interpret_panel(panel, kb)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        interpret_panel(panel, kb)
+    cached = (time.perf_counter() - t0) / n / len(panel.results) * 1e6
+
+    ureg = registry()
+
+    def naive() -> None:
+        """What a per-request pint path does: a Quantity per value, converted with the contexts."""
+        for r in panel.results:
+            analyte = kb.find_analyte(r.analyte or "") or kb.by_loinc[r.code or ""]
+            unit = kb.units.lookup(r.unit or "")
+            kwargs: dict[str, Any] = {"z": analyte.valence or 1}
+            if analyte.molar_mass:
+                kwargs["mw"] = ureg.Quantity(analyte.molar_mass, "g/mol")
+            ureg.Quantity(float(r.value), unit.pint).to(kb.units.units[analyte.canonical_unit].pint,  # type: ignore[union-attr]
+                                                       "chemistry", "valence", **kwargs).magnitude
+        interpret_panel(panel, kb)
+
+    for _ in range(30):
+        naive()
+    m = max(200, n // 10)
+    t0 = time.perf_counter()
+    for _ in range(m):
+        naive()
+    slow = (time.perf_counter() - t0) / m / len(panel.results) * 1e6
+    return {"core_us_per_result": cached, "naive_us_per_result": slow, "naive_speedup": slow / cached}
+
+
+def main() -> int:
+    figures: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "cpus": os.cpu_count(), "seconds": DURATION, "connections": CONNECTIONS,
+                               "workers": os.environ.get("LABINTERP_WORKERS", "2")}
+    servers = {}
+    for name, app in (("service", "service.app:create_app()"), ("floor", "bench.floor_app:create_app()")):
+        port = free_port()
+        proc, startup = start(app, port)
+        servers[name] = (proc, port)
+        figures[f"{name}_startup_s"] = startup
+    try:
+        for name, (proc, port) in servers.items():  # one after the other, on the same machine, same run
+            wrk(port, PANEL_EXAMPLE, seconds=2)  # warm-up
+            figures[name] = wrk(port, PANEL_EXAMPLE)
+        figures.update(batch(servers["service"][1]))
+        figures["service_worker_rss_mb"] = worker_peak_rss_mb(servers["service"][0].pid)
+        figures["floor_worker_rss_mb"] = worker_peak_rss_mb(servers["floor"][0].pid)
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+    figures.update(core())
+    figures["throughput_ratio"] = figures["service"]["rps"] / figures["floor"]["rps"]
+    rows = [
+        ("single panel: service req/s", f"{figures['service']['rps']:.0f}", ""),
+        ("single panel: floor req/s", f"{figures['floor']['rps']:.0f}", ""),
+        ("throughput service / floor", f"{figures['throughput_ratio']:.2f}", f">= {TARGETS['throughput_ratio']}"),
+        ("service p50 / p99 ms", f"{figures['service']['p50_ms']:.2f} / {figures['service']['p99_ms']:.2f}",
+         f"p99 < {TARGETS['p99_ms']}"),
+        ("floor p50 / p99 ms", f"{figures['floor']['p50_ms']:.2f} / {figures['floor']['p99_ms']:.2f}", ""),
+        ("batch 1000 panels ms (loopback)", f"{figures['batch_ms']:.1f}", f"< {TARGETS['batch_ms']}"),
+        ("batch us per result", f"{figures['batch_us_per_result']:.1f}", ""),
+        ("core us per result", f"{figures['core_us_per_result']:.1f}", f"< {TARGETS['core_us_per_result']}"),
+        ("naive pint us per result", f"{figures['naive_us_per_result']:.1f}", ""),
+        ("naive / core", f"{figures['naive_speedup']:.1f}x", f">= {TARGETS['naive_speedup']}x"),
+        ("start-up to first request s", f"{figures['service_startup_s']:.2f}", f"< {TARGETS['startup_s']}"),
+        ("peak RSS per worker MB", f"{figures['service_worker_rss_mb']:.1f} (floor {figures['floor_worker_rss_mb']:.1f})",
+         f"< {TARGETS['rss_mb']}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"labinterp bench, {figures['when']}, {figures['cpus']} CPUs, wrk {CONNECTIONS} connections x {DURATION}s")
+    for label, value, target in rows:
+        print(f"  {label:<{width}}  {value:>18}  {target}")
+    out = ROOT / "bench" / "results" / f"{figures['when'].replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
