@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from marshmallow import Schema, fields
 
-from .problems import PROBLEM_JSON
+from .problem_types import PROBLEM_JSON
 
 
 class ProblemItemSchema(Schema):

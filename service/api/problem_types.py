@@ -1,5 +1,7 @@
 """Problem type URNs (RFC 9457 `type`), apart from Flask so the command line can use them too."""
 
+PROBLEM_JSON = "application/problem+json"
+
 # Problem types are URNs: stable identifiers that need no web server behind them.
 TYPES = {
     400: "urn:labinterp:problem:malformed-request",

@@ -7,9 +7,8 @@ from flask import Response, json
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..core.errors import Problem
-from .problem_types import TYPES
+from .problem_types import PROBLEM_JSON, TYPES
 
-PROBLEM_JSON = "application/problem+json"
 
 
 

@@ -8,6 +8,7 @@ from ...core.knowledge import Knowledge
 from ...core.values import MAX_VALUE
 from ...core.vocabulary import COMPARATORS, CONDITIONS, DIETS, FLAGS, MEDICATIONS, SEXES, SYMPTOMS
 from ..fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
+from ..problem_docs import ProblemSchema
 
 CENSORED_PATTERN = r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*[0-9]{1,12}(\.[0-9]{1,12})?\s*$"
 
@@ -148,24 +149,11 @@ class ReportSchema(Schema):
 
 
 
-class ProblemItemDocSchema(Schema):
-    pointer = fields.String(required=True)
-    message = fields.String(required=True)
-
-
-class PanelProblemSchema(Schema):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    errors = fields.List(fields.Nested(ProblemItemDocSchema), required=True)
-
-
 class PanelOutcomeSchema(Schema):
     index = fields.Integer(required=True, metadata={"description": "The panel's position in the request."})
     status = fields.Integer(required=True, validate=validate.OneOf((200, 422)))
     report = fields.Nested(ReportSchema, metadata={"description": "When status is 200."})
-    problem = fields.Nested(PanelProblemSchema, metadata={"description": "When status is 422."})
+    problem = fields.Nested(ProblemSchema, metadata={"description": "When status is 422."})
 
 
 class BatchReportSchema(Schema):
