@@ -304,3 +304,12 @@ def test_members_take_the_time_a_panel_takes_from_its_report(client):
               "result": [{"reference": "Observation/bmp"}]}
     out = interpret(client, bundle(patient(), b12_administration(), report, panel, k))
     assert "potassium-low-after-b12-injection" in findings(out)  # the time and subject reached the member
+
+
+def test_a_dose_for_another_patient_does_not_count_when_neither_patient_is_sent(client):
+    dose = b12_administration(subject="Patient/someone-else")
+    out = interpret(client, bundle(dose, observation("k", "2823-3", 3.1, "mmol/L", subject="Patient/not-sent")))
+    assert "potassium-low-after-b12-injection" not in findings(out)
+    same = interpret(client, bundle(b12_administration(subject="Patient/not-sent"),
+                                    observation("k", "2823-3", 3.1, "mmol/L", subject="Patient/not-sent")))
+    assert "potassium-low-after-b12-injection" in findings(same)  # the same unknown patient still matches

@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     401: "Missing or wrong API key.",
     404: "No such resource.",
     405: "Method not allowed on this resource.",
+    412: "A prefetch the service needs was not sent (CDS Hooks: the service does not fetch).",
     413: "Request body larger than the configured limit.",
     415: "Request body is not JSON.",
     422: "The request is well-formed JSON but its content is invalid; every problem is listed.",

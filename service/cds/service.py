@@ -9,13 +9,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from ..core.classify import concern
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
 from ..core.report import ResultReport, tidy
 from ..fhir.interpret import interpret_read
 from ..fhir.observations import Mapped
 from ..fhir.outcome import FhirError
-from ..fhir.reader import read_request
+from ..fhir.reader import entry_index, read_request
 from ..fhir.writer import signature
 
 SERVICE_ID = "labinterp-panel"
@@ -23,7 +24,9 @@ HOOK = "patient-view"
 ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
 CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
 SUMMARY_MAX = 139  # the spec: a one-sentence summary of fewer than 140 characters
-INDICATOR = {"critical": "critical", "warning": "warning", "info": "info"}
+# A result's standing as a card indicator; a note's severity (info|warning|critical) is one already.
+CARD_INDICATOR = {"critical": "critical", "abnormal": "warning", "implausible": "warning",
+                  "watch": "info", "indeterminate": "info"}
 
 
 class PrefetchMissing(Exception):
@@ -78,9 +81,11 @@ def _as_bundle(prefetch: dict[str, Any], kb: Knowledge) -> tuple[dict[str, Any],
             continue
         if not isinstance(value, dict):
             raise PrefetchInvalid((Problem(("prefetch", key), "expected a FHIR resource or null"),))
-        inner = value.get("entry") if value.get("resourceType") == "Bundle" else None
-        resources = [e.get("resource") for e in inner or [] if isinstance(e, dict)] if inner is not None else [value]
-        if value.get("resourceType") == "Bundle" and not isinstance(value.get("entry", []), list):
+        if value.get("resourceType") != "Bundle":
+            resources = [value]
+        elif isinstance(value.get("entry", []), list):
+            resources = [e.get("resource") if isinstance(e, dict) else None for e in value.get("entry", [])]
+        else:
             raise PrefetchInvalid((Problem(("prefetch", key, "entry"), "expected an array"),))
         for r in resources:
             if not isinstance(r, dict):
@@ -122,16 +127,15 @@ def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datet
             card = _result_card(r, kb, panel.collected)
             if card:
                 out.append(card)
-        out += [_card(n.text, INDICATOR[n.severity], _detail([n], kb), kb) for n in panel.report.notes]
+        out += [_card(n.text, n.severity, _detail([n], kb), kb) for n in panel.report.notes]
     return {"cards": out}
 
 
 def _locate(expression: str | None, origin: list[str]) -> tuple[str | None, str]:
     """Bundle.entry[3].resource.x -> (the prefetch key of entry 3, 'resource.x')."""
-    if expression and expression.startswith("Bundle.entry["):
-        index = int(expression[len("Bundle.entry["):expression.index("]")])
-        if index < len(origin):
-            return origin[index], expression[expression.index("]") + 2:] or "resource"
+    index = entry_index(expression)
+    if expression and index is not None and index < len(origin):
+        return origin[index], expression[expression.index("]") + 2:] or "resource"
     return None, expression or "prefetch"
 
 
@@ -144,9 +148,10 @@ def _limits(r: ResultReport) -> str:
 
 def _result_card(r: ResultReport, kb: Knowledge, collected: datetime | None) -> dict[str, Any] | None:
     analyte = kb.analytes[r.analyte]
-    if r.flag == "N" and r.band == analyte.bands.within:
+    standing = concern(analyte, r.band, r.flag, r.critical)
+    if standing == "normal":
         return None
-    indicator = "critical" if r.critical else "warning" if r.flag in ("L", "H") or r.band == "implausible" else "info"
+    indicator = CARD_INDICATOR[standing]
     band = r.band.replace("critical_", "critically ").replace("_", " ")
     summary = f"{analyte.name} {r.comparator or ''}{r.value} {r.unit}: {band} (reference {_limits(r)})"
     when = f"Collected {collected.date().isoformat()}.\n\n" if collected else ""

@@ -17,8 +17,6 @@ from .service import (
     CONTEXT_KEYS, HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery,
 )
 
-DESCRIPTIONS.setdefault(412, "A prefetch the service needs was not sent (CDS Hooks: the service does not fetch).")
-
 
 class _Strict(Schema):
     class Meta:

@@ -101,3 +101,16 @@ def classify(analyte: Analyte, v: float, comparator: str | None, interval: Inter
     if far.band == near.band:
         return near
     return Classification("indeterminate", None, False)
+
+
+def concern(analyte: Analyte, band: str, flag: str | None, critical: bool) -> str:
+    """How a classified result stands, for the doors that rank results (colours, CDS cards):
+    implausible | indeterminate | critical | normal | watch (inside the interval, in a sub-band such
+    as borderline) | abnormal."""
+    if band in ("implausible", "indeterminate"):
+        return band
+    if critical:
+        return "critical"
+    if flag == "N":
+        return "normal" if band == analyte.bands.within else "watch"
+    return "abnormal"

@@ -6,6 +6,7 @@ MedicationAdministration or MedicationStatement into the context words the note 
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -69,11 +70,18 @@ class MedicationCatalogue:
         for c in codings:
             if c.get("system") == RXNORM and str(c.get("code")) in self.by_rxcui:
                 return self.by_rxcui[str(c.get("code"))]
-        words = " ".join(str(t) for t in texts if t).casefold()
-        for ing in self.ingredients:
-            if re.search(rf"\b{re.escape(ing.name)}\b", words):
-                return ing
-        return None
+        found = self._names.search(" ".join(str(t) for t in texts if t).casefold())
+        return self._by_name[found.group(0)] if found else None
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Ingredient]:
+        return {ing.name: ing for ing in self.ingredients}
+
+    @functools.cached_property
+    def _names(self) -> re.Pattern[str]:
+        """Every ingredient name as a whole word; longer names first, so "vitamin b12" beats a shorter one."""
+        names = sorted(self._by_name, key=len, reverse=True)
+        return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b")
 
     def route_kind(self, codings: Iterable[Mapping[str, Any]]) -> str | None:
         return next((self.routes[str(c.get("code"))] for c in codings
@@ -101,4 +109,6 @@ def build_catalogue(raw: dict[str, Any], source_tags: Iterable[str]) -> Medicati
         if r["source"] not in tags:
             raise KnowledgeError("medications.yaml", f"routes[{i}].source", f"{r['source']!r} is not in sources.yaml")
         routes[r["snomed"]] = r["kind"]
-    return MedicationCatalogue(tuple(ingredients), by_rxcui, routes)
+    catalogue = MedicationCatalogue(tuple(ingredients), by_rxcui, routes)
+    catalogue._names  # noqa: B018  (compile the name pattern at load, not on the first request)
+    return catalogue

@@ -46,7 +46,10 @@ def _belongs(res: Found, subject: str | None, read: Read) -> bool:
     ref = (res.resource.get("subject") or res.resource.get("patient") or {}).get("reference")
     if ref is None or subject is None:
         return True
-    return ref == subject or read.resolve(ref, res) is read.resolve(subject, res)
+    if ref == subject:
+        return True
+    mine, theirs = read.resolve(ref, res), read.resolve(subject, res)
+    return mine is not None and mine is theirs
 
 
 def _concept(res: Found, read: Read) -> tuple[list[dict[str, Any]], list[str]]:

@@ -16,7 +16,7 @@ from ..core.knowledge import Knowledge
 from .context import Subject, medications_for, patient_for
 from .observations import Mapped, map_observation
 from .outcome import Issue, outcome
-from .reader import CONTEXT_TYPES, Found, Read, read_request
+from .reader import CONTEXT_TYPES, Read, entry_index, read_request
 from .writer import VERSION_SYSTEM, detected_issue, enrich, new_full_url
 
 
@@ -97,13 +97,8 @@ def _full_urls(body: Any, read: Read) -> dict[int, str]:
                 sent[i] = entry["fullUrl"]
     out: dict[int, str] = {}
     for f in read.resources:
-        index = _entry_index(f)
+        index = entry_index(f.path)
         out[id(f)] = sent.get(index, "") if index is not None and f.container is None else ""
         out[id(f)] = out[id(f)] or new_full_url()
     return out
 
-
-def _entry_index(f: Found) -> int | None:
-    if f.path.startswith("Bundle.entry["):
-        return int(f.path[len("Bundle.entry["):f.path.index("]")])
-    return None

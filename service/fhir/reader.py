@@ -63,6 +63,13 @@ class Read:
         return self.index.get(reference) or self.index.get("/".join(reference.split("/")[-2:]))
 
 
+def entry_index(path: str | None) -> int | None:
+    """Bundle.entry[3].resource... -> 3 (None for a path outside Bundle.entry)."""
+    if not path or not path.startswith("Bundle.entry["):
+        return None
+    return int(path[len("Bundle.entry["):path.index("]")])
+
+
 def _walk(value: Any, loc: tuple) -> Iterator[tuple[tuple, Any]]:
     yield loc, value
     if isinstance(value, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..core.classify import Classification, Interval, classify_point
+from ..core.classify import Classification, Interval, classify_point, concern
 from ..core.knowledge import Analyte, Limits
 from ..core.report import ResultReport, tidy
 
@@ -46,13 +46,8 @@ class RangeBar:
 
 def tone(c: Classification | ResultReport, analyte: Analyte) -> str:
     """The colour family of a classification; the band name is always shown beside it."""
-    if c.band in ("implausible", "indeterminate"):
-        return "unknown"
-    if c.critical:
-        return "critical"
-    if c.flag == "N":
-        return "normal" if c.band == analyte.bands.within else "watch"
-    return "abnormal"
+    standing = concern(analyte, c.band, c.flag, c.critical)
+    return "unknown" if standing in ("implausible", "indeterminate") else standing
 
 
 def _scale(points: list[float]) -> tuple[float, float]:
