@@ -22,8 +22,13 @@ def signature(kb: Knowledge) -> str:
     return f"labinterp (knowledge {kb.version})"
 
 
+def _code(r: ResultReport) -> str | None:
+    """The v3-ObservationInterpretation code of a result: its flag, or IND for an indeterminate one."""
+    return "IND" if r.band == "indeterminate" else r.flag
+
+
 def _interpretation(r: ResultReport) -> dict[str, Any]:
-    code = "IND" if r.band == "indeterminate" else r.flag
+    code = _code(r)
     concept: dict[str, Any] = {"text": r.band.replace("_", " ")}
     if code:
         concept["coding"] = [{"system": INTERPRETATION, "code": code, "display": DISPLAYS[code]}]
@@ -62,7 +67,7 @@ def enrich(obs: dict[str, Any], r: ResultReport, lab_range_used: bool, kb: Knowl
     out = copy.deepcopy(obs)
     notes = list(out.get("note") or [])
     theirs = _lab_flags(obs)
-    ours = "IND" if r.band == "indeterminate" else r.flag
+    ours = _code(r)
     if theirs and ours not in theirs:
         notes.append({"authorString": signature(kb), "text": (
             f"The sending laboratory flagged this result {', '.join(sorted(theirs))}; labinterp classifies it "
