@@ -5,7 +5,7 @@ band only when the lowest plausible value and the value just below x share one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .knowledge import Analyte, Limits
 from .model import Patient
@@ -13,15 +13,13 @@ from .model import Patient
 REGION_FLAGS = {"below": "L", "within": "N", "above": "H"}
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(NamedTuple):
     band: str
     flag: str | None
     critical: bool
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
     """The reference interval applied to one result, in the canonical unit."""
 
     low: float | None

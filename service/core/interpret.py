@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from .classify import Interval, classify, select_limits
 from .errors import InputError, Problem
-from .knowledge import Analyte, Knowledge, Limits, NoteRule, load_knowledge
-from .model import LabRange, PanelInput, ResultInput
+from .knowledge import Analyte, Knowledge, NoteRule, load_knowledge
+from .model import LabRange, PanelInput, Patient, ResultInput
 from .report import Note, PanelReport, RangeUsed, ResultReport, is_exact
 from .rules import Env, Fact
 from .units import Unit
@@ -58,8 +58,7 @@ def _resolve_range(rng: LabRange, analyte: Analyte, result_unit: Unit | None, kb
     return (None if low is None else low * f, None if high is None else high * f, unit.id), problems
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     analyte: Analyte
     unit: Unit
     loinc: str
@@ -68,31 +67,35 @@ class _Checked:
     lab_range: tuple[float | None, float | None, str] | None
 
 
-def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Problem]]:
-    """Check one result's analyte, code, unit, value and lab range; paths are relative to the result."""
+_Identity = tuple[Analyte | None, Unit | None, str | None, list[Problem]]
+_IDENTITIES_KEPT = 4096  # distinct (analyte, code, unit) spellings remembered per knowledge
+
+
+def _identify(analyte_text: str | None, code: str | None, unit_text: str | None, kb: Knowledge) -> _Identity:
+    """Which analyte, unit and LOINC code a result names; depends on those three strings only."""
     problems: list[Problem] = []
     analyte: Analyte | None = None
     loinc = None
-    if item.analyte is None and item.code is None:
+    if analyte_text is None and code is None:
         problems.append(Problem(("analyte",), "name the analyte (`analyte`) or its LOINC code (`code`)"))
-    if item.analyte is not None:
-        analyte = kb.find_analyte(item.analyte)
+    if analyte_text is not None:
+        analyte = kb.find_analyte(analyte_text)
         if analyte is None:
             problems.append(Problem(("analyte",), f"unknown analyte; known: {sorted(kb.analytes)}"))
-    if item.code is not None:
-        by_code = kb.by_loinc.get(item.code)
+    if code is not None:
+        by_code = kb.by_loinc.get(code)
         if by_code is None:
             problems.append(Problem(("code",), f"not a LOINC code this service interprets; known: {sorted(kb.by_loinc)}"))
         elif analyte is not None and by_code is not analyte:
-            problems.append(Problem(("code",), f"LOINC {item.code} is {by_code.id}, not {analyte.id}"))
+            problems.append(Problem(("code",), f"LOINC {code} is {by_code.id}, not {analyte.id}"))
             analyte = None
-        elif item.analyte is None or analyte is not None:
-            analyte, loinc = by_code, item.code
+        elif analyte_text is None or analyte is not None:
+            analyte, loinc = by_code, code
     unit = None
-    if item.unit is None:
+    if unit_text is None:
         problems.append(Problem(("unit",), "unit is required"))
     else:
-        unit = kb.units.lookup(item.unit)
+        unit = kb.units.lookup(unit_text)
         if unit is None:
             problems.append(Problem(("unit",), "unknown unit; send one of the accepted units listed by GET /v1/analytes"))
         elif analyte is not None and unit.id not in analyte.factors:
@@ -105,6 +108,26 @@ def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Prob
                 problems.append(Problem(("unit",), f"{unit.id} is a {unit.kind.replace('_', ' ')} but LOINC {loinc} "
                                                    f"reports {'mass' if prop == 'MCnc' else 'substance'} concentration"))
                 unit = None
+    if analyte is not None and unit is not None and loinc is None:
+        loinc = analyte.loinc_for_kind(unit.kind)
+    return analyte, unit, loinc, problems
+
+
+def _identity(item: ResultInput, kb: Knowledge) -> _Identity:
+    """_identify, remembered for spellings that resolved cleanly (a panel repeats a handful of them)."""
+    key = (item.analyte, item.code, item.unit)
+    known = kb.identities.get(key)
+    if known is not None:
+        return known[0], known[1], known[2], []
+    found = _identify(item.analyte, item.code, item.unit, kb)
+    if not found[3] and len(kb.identities) < _IDENTITIES_KEPT:
+        kb.identities[key] = found[:3]
+    return found
+
+
+def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Problem]]:
+    """Check one result's analyte, code, unit, value and lab range; paths are relative to the result."""
+    analyte, unit, loinc, problems = _identity(item, kb)
     value, comparator = 0.0, None
     if item.comparator is not None and item.comparator not in COMPARATORS:
         problems.append(Problem(("comparator",), f"must be one of {list(COMPARATORS)}"))
@@ -119,7 +142,7 @@ def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Prob
         problems.extend(more)
     if problems or analyte is None or unit is None:
         return None, problems
-    return _Checked(analyte, unit, loinc or analyte.loinc_for_kind(unit.kind), value, comparator, lab_range), problems
+    return _Checked(analyte, unit, loinc, value, comparator, lab_range), problems  # type: ignore[arg-type]
 
 
 def result_problems(item: ResultInput, kb: Knowledge) -> list[Problem]:
@@ -146,7 +169,8 @@ def _resolve(panel: PanelInput, kb: Knowledge) -> list[tuple[str, ResultInput, _
                 rid = f"result-{i + 1}-{n}"
             taken.add(rid)
         checked, more = _check(item, kb)
-        problems.extend(Problem(("results", i) + p.path, p.message) for p in more)
+        if more:
+            problems.extend(Problem(("results", i) + p.path, p.message) for p in more)
         if checked is not None:
             resolved.append((rid, item, checked))
     if problems:
@@ -188,35 +212,33 @@ def _derived(values: list[tuple[str, float, bool]], kb: Knowledge) -> dict[str, 
 def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
     notes = []
     for rule in rules:
-        if rule.placeholders and not all(p in env.derived for p in rule.placeholders):
-            continue
-        if rule.test(env):
-            text = rule.text.format_map(env.derived) if rule.placeholders else rule.text
-            notes.append(Note(rule.id, rule.severity, text, rule.references))
+        if not rule.placeholders:
+            if rule.test(env):
+                notes.append(rule.note)
+        elif all(p in env.derived for p in rule.placeholders) and rule.test(env):
+            notes.append(Note(rule.id, rule.severity, rule.text.format_map(env.derived), rule.references))
     return tuple(notes)
 
 
-@dataclass(frozen=True)
-class _Classified:
-    id: str
-    value: float | int | str | None  # as sent
-    unit_text: str
-    checked: _Checked
-    interval: Interval
-    critical: Limits | None
-    canonical: float
-    flag: str | None
-    fact: Fact
-
-
-def _classify(rid: str, item: ResultInput, r: _Checked, panel: PanelInput) -> _Classified:
-    interval, critical = select_limits(r.analyte, panel.patient)
+def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
+              kb: Knowledge) -> tuple[Fact, tuple]:
+    """The result's fact (what rules see) and its report's fields but the notes, which need every
+    result's fact first."""
+    analyte = r.analyte
+    interval, critical = select_limits(analyte, patient)
     if r.lab_range is not None:
         interval = _lab_interval(r.lab_range, interval)
-    canonical = r.value * r.analyte.factors[r.unit.id]
-    c = classify(r.analyte, canonical, r.comparator, interval, critical)
-    fact = Fact(r.analyte.id, c.band, c.critical, is_exact(r.comparator, c.band))
-    return _Classified(rid, item.value, item.unit or r.unit.id, r, interval, critical, canonical, c.flag, fact)
+    factor = analyte.factors[r.unit.id]
+    canonical = r.value * factor
+    c = classify(analyte, canonical, r.comparator, interval, critical)
+    fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band))
+    low, high, unit_text = interval.low, interval.high, item.unit or r.unit.id
+    used = RangeUsed(low, high, analyte.canonical_unit,
+                     None if low is None else low / factor, None if high is None else high / factor,
+                     unit_text, interval.origin, kb.source_text(interval.low_source, interval.high_source, LAB_SOURCE),
+                     critical.low if critical else None, critical.high if critical else None)
+    return fact, (rid, analyte.id, r.loinc, item.value, r.comparator, unit_text, canonical,
+                  analyte.canonical_unit, c.band, c.flag, c.critical, used)
 
 
 def _time_problems(panel: PanelInput) -> list[Problem]:
@@ -239,25 +261,15 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         raise InputError(list(exc.problems) + _time_problems(panel)) from None
     if time_problems:
         raise InputError(time_problems)
-    classified = [_classify(rid, item, r, panel) for rid, item, r in resolved]
-    facts = [c.fact for c in classified]
+    classified = [_classify(rid, item, r, panel.patient, kb) for rid, item, r in resolved]
+    facts = [fact for fact, _ in classified]
     collected = panel.collected_at or now or datetime.now(timezone.utc)
-    derived = _derived([(c.fact.analyte, c.canonical, c.fact.exact) for c in classified], kb)
+    derived = _derived([(fact.analyte, head[6], fact.exact) for fact, head in classified], kb)
     env = Env(facts, panel.patient, panel.context, collected, derived)
     final = []
-    for c in classified:
-        r, interval, critical = c.checked, c.interval, c.critical
-        back = r.analyte.factors[r.unit.id]
-        used = RangeUsed(interval.low, interval.high, r.analyte.canonical_unit,
-                         None if interval.low is None else interval.low / back,
-                         None if interval.high is None else interval.high / back,
-                         c.unit_text, interval.origin,
-                         kb.source_text(interval.low_source, interval.high_source, LAB_SOURCE),
-                         critical.low if critical else None, critical.high if critical else None)
-        notes = _notes(kb.notes_for(c.fact.analyte, c.fact.band),
-                       Env(facts, panel.patient, panel.context, collected, derived, c.fact))
-        final.append(ResultReport(c.id, c.fact.analyte, r.loinc, c.value, r.comparator,  # type: ignore[arg-type]
-                                  c.unit_text, c.canonical, r.analyte.canonical_unit,
-                                  c.fact.band, c.flag, c.fact.critical, used, notes))
+    for fact, head in classified:
+        rules = kb.notes_for(fact.analyte, fact.band)
+        notes = _notes(rules, Env(facts, panel.patient, panel.context, collected, derived, fact)) if rules else ()
+        final.append(ResultReport(*head, notes))
     panel_notes = _notes(kb.panel_notes, env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer)

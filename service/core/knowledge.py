@@ -19,6 +19,7 @@ from marshmallow import Schema, ValidationError
 
 from . import knowledge_schema as ks
 from .errors import KnowledgeError, flatten_messages
+from .report import Note
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
 from .rules import Predicate, RuleError, bands_needed, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors
@@ -140,6 +141,11 @@ class NoteRule:
     test: Predicate
     bands: frozenset[str] | None = None  # result scope: the only bands it can fire for (None: any)
 
+    @functools.cached_property
+    def note(self) -> Note:
+        """The note this rule adds when its text has no placeholders: built once, shared (immutable)."""
+        return Note(self.id, self.severity, self.text, self.references)
+
 
 @dataclass(frozen=True)
 class Knowledge:
@@ -180,6 +186,11 @@ class Knowledge:
     def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
         """The result-scope rules that can fire for a result of this analyte and band, in file order."""
         return self._notes_by_band.get((analyte, band), ())
+
+    @functools.cached_property
+    def identities(self) -> dict[tuple[str | None, str | None, str | None], tuple[Analyte, Unit, str]]:
+        """(analyte, code, unit) as written -> what they resolved to; filled by the core, bounded."""
+        return {}
 
     @functools.cached_property
     def _names_as_written(self) -> dict[str, Analyte]:

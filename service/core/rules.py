@@ -5,16 +5,15 @@ a typo in a rule stops start-up (naming the rule and key), and requests never pa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from .model import Context, Patient
 from .vocabulary import CONDITIONS, DIETS, MEDICATIONS, SYMPTOMS
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """What a rule may know of one interpreted result."""
 
     analyte: str
@@ -23,15 +22,14 @@ class Fact:
     exact: bool  # a plausible, uncensored measurement
 
 
-@dataclass(frozen=True)
-class Env:
+class Env(NamedTuple):
     """Everything a condition may look at."""
 
     facts: Sequence[Fact]
     patient: Patient
     context: Context
     collected_at: datetime
-    derived: Mapping[str, str] = field(default_factory=dict)
+    derived: Mapping[str, str] = MappingProxyType({})
     this: Fact | None = None  # the result a result-scope rule is attached to
 
 
