@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench install install-test browser-deps bench-deps clean openapi
+.PHONY: run test fuzz bench install install-test browser-deps nginx-deps bench-deps clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,23 @@ browser-deps:
 	  echo "could not install chromium: the browser tests will be skipped"; \
 	else echo "$(CHROMIUM) is missing and this is not root: the browser tests will be skipped"; fi
 
-test: install-test browser-deps
-	LABINTERP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+# Debian's nginx for the scale-out tests (deploy/nginx.conf in front of two gunicorn instances).
+# As root it is installed with apt-get (and the system service the package may start is stopped: the
+# tests run their own nginx); otherwise, or if that fails, those tests skip and say why.
+NGINX ?= /usr/sbin/nginx
+nginx-deps:
+	@if [ -x "$(NGINX)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's nginx for the scale-out tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  if apt-get install -y -q nginx >/dev/null 2>&1 || \
+	     { apt-get update -q >/dev/null && apt-get install -y -q nginx >/dev/null; }; then \
+	    invoke-rc.d nginx stop >/dev/null 2>&1 || true; \
+	  else echo "could not install nginx: the scale-out tests will be skipped"; fi; \
+	else echo "$(NGINX) is missing and this is not root: the scale-out tests will be skipped"; fi
+
+test: install-test browser-deps nginx-deps
+	LABINTERP_CHROMIUM=$(CHROMIUM) LABINTERP_NGINX=$(NGINX) $(BIN)/python -m pytest
 
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
 fuzz: install-test
