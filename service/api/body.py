@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from flask import request
+import orjson
+from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.errors import Problem
@@ -27,6 +29,11 @@ def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
     raw = _read_limited(max_bytes)
     if not raw.strip():
         raise ApiProblem(400, "the body is empty", [Problem((), "expected a JSON object")])
+    if not _LONG_DIGITS.search(raw):
+        try:
+            return orjson.loads(raw)  # strict RFC 8259 and UTF-8; anything it refuses is re-read below
+        except orjson.JSONDecodeError:
+            pass
     try:
         text = raw.decode("utf-8")  # RFC 8259: JSON exchanged between systems is UTF-8
     except UnicodeDecodeError as exc:
@@ -38,6 +45,20 @@ def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
         raise ApiProblem(400, "the JSON document is nested too deeply", [Problem((), "nested too deeply")]) from None
     except ValueError as exc:
         raise ApiProblem(400, f"the body is not valid JSON: {_describe(exc)}", [Problem((), "invalid JSON")]) from None
+
+
+# orjson reads an integer beyond 64 bits as a float; such bodies take the json module's exact path.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """A JSON response serialized by orjson (several times faster than the json module on reports);
+    anything orjson cannot represent exactly goes through Flask's own provider."""
+    try:
+        data = orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError: a type or an integer it does not take
+        data = current_app.json.dumps(payload).encode()
+    return Response(data, status=status, mimetype="application/json")
 
 
 def _read_limited(max_bytes: int) -> bytes:

@@ -17,6 +17,8 @@ from .service import (
     CONTEXT_KEYS, HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery,
 )
 
+MAX_PREFETCH_KEY = 100  # characters in a prefetch key
+
 
 class _Strict(Schema):
     class Meta:
@@ -35,7 +37,7 @@ class HookRequestSchema(_Strict):
     fhirServer = fields.String(validate=validate.Length(max=2000), metadata={"description": "Not used: the service never fetches."})
     fhirAuthorization = fields.Dict()
     context = fields.Nested(HookContextSchema, required=True)
-    prefetch = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), values=fields.Raw(allow_none=True),
+    prefetch = fields.Dict(keys=fields.String(validate=validate.Length(max=MAX_PREFETCH_KEY)), values=fields.Raw(allow_none=True),
                            metadata={"description": "FHIR resources (searches as searchset Bundles) or null, by the "
                                                     "keys of the discovery document. `patient` and each analyte key "
                                                     "are needed: omitted gives 412; null means no data."})
@@ -119,6 +121,7 @@ def call(service_id: str) -> ResponseReturnValue:
 FHIR_STRUCTURE_TITLE = "Invalid FHIR in prefetch"
 
 
+
 def refine_contract(contract: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
     """Name the prefetch keys in the contract: the needed ones required (resource or null)."""
     schema = contract["components"]["schemas"]["HookRequest"]
@@ -126,6 +129,7 @@ def refine_contract(contract: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
     resource_or_null = {"oneOf": [{"type": "object", "required": ["resourceType"],
                                    "properties": {"resourceType": {"type": "string"}}}, {"type": "null"}]}
     schema["properties"]["prefetch"] = {**schema["properties"]["prefetch"], "required": list(needed),
-                                        "properties": {k: resource_or_null for k in (*needed, *CONTEXT_KEYS)}}
+                                        "properties": {k: resource_or_null for k in (*needed, *CONTEXT_KEYS)},
+                                        "propertyNames": {"maxLength": MAX_PREFETCH_KEY}}
     schema["required"] = sorted({*schema["required"], "prefetch"})
     return contract

@@ -101,6 +101,20 @@ def check_kind(unit: Unit) -> None:
         raise ValueError(f"pint reads {unit.pint!r} as {actual}, not a {unit.kind}")
 
 
+def _context_args(molar_mass: float | None, valence: float | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"z": valence or 1}
+    if molar_mass is not None:
+        kwargs["mw"] = registry().Quantity(molar_mass, "g/mol")
+    return kwargs
+
+
+def convert_with_pint(value: float, source: Unit, target: Unit, molar_mass: float | None,
+                      valence: float | None) -> float:
+    """One conversion by pint itself, with the analyte's contexts (start-up checks only: slow)."""
+    q = registry().Quantity(value, source.pint)
+    return float(q.to(target.pint, "chemistry", "valence", **_context_args(molar_mass, valence)).magnitude)
+
+
 def derive_factors(
     units: Mapping[str, Unit], canonical: str, molar_mass: float | None, valence: float | None
 ) -> dict[str, float]:
@@ -110,9 +124,7 @@ def derive_factors(
     without a molar mass) or when the conversion is not a pure factor.
     """
     ureg = registry()
-    kwargs: dict[str, Any] = {"z": valence or 1}
-    if molar_mass is not None:
-        kwargs["mw"] = ureg.Quantity(molar_mass, "g/mol")
+    kwargs = _context_args(molar_mass, valence)
     target = ureg.Unit(units[canonical].pint)
     factors: dict[str, float] = {}
     for unit_id, unit in units.items():

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import current_app
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
-from ..body import read_json
+from ..body import json_response, read_json
 from ..problem_docs import document_problems
 from ..problems import ApiProblem
 from .adapter import parse_panel
@@ -46,7 +46,7 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
             report = interpret_panel(panel, kb)
         except InputError as exc:
             raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the request", exc.problems) from None
-        return jsonify(report.to_dict())
+        return json_response(report.to_dict())
 
     interpreter = Interpreter(kb, panel_schema, result_schema, max_results)
 
@@ -78,7 +78,7 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
         if problems:
             raise ApiProblem(422, f"{len(problems)} problem(s) in the batch envelope", problems)
         results = list(interpreter.many(panels, at=("panels",)))
-        return jsonify({"results": results, "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
+        return json_response({"results": results, "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
 
     return blp
 

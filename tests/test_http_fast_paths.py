@@ -1,0 +1,73 @@
+"""The request path's speed-ups change nothing a client can see: orjson reads and writes the same
+JSON as the json module, and views served without flask-smorest's doc layers answer as before."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.app import _drop_doc_layers
+from service.api.body import json_response, read_json
+
+app = Flask(__name__)
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**25, 10**25), st.floats(allow_nan=False, allow_infinity=False),
+              st.text()),
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+    max_leaves=12)
+
+
+def read(raw: bytes):
+    with app.test_request_context("/", method="POST", data=raw, content_type="application/json"):
+        return read_json(10_000_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_bodies_are_read_exactly_as_the_json_module_reads_them(value):
+    raw = json.dumps(value).encode()
+    got = read(raw)
+    assert got == json.loads(raw)
+    assert json.dumps(got) == json.dumps(json.loads(raw))  # same types too: 1 stays an int, 1.0 a float
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'[18446744073709551616]', b'[123456789012345678901234567890]',
+                                 b'"\\ud800"', b'[1e400]'])
+def test_what_orjson_refuses_or_would_round_is_read_by_the_json_module(raw):
+    got = read(raw)
+    expected = json.loads(raw)
+    assert json.dumps(got) == json.dumps(expected) or (isinstance(got, dict) and math.isnan(got["a"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_responses_carry_the_same_json_as_flask_would_write(value):
+    with app.app_context():
+        body = json_response(value).get_data()
+    assert json.loads(body) == value
+
+
+def test_a_response_orjson_cannot_write_falls_back_to_flask():
+    with app.app_context():
+        resp = json_response({"big": 10**30, "nested": {1: "x"}})
+    assert json.loads(resp.get_data()) == {"big": 10**30, "nested": {"1": "x"}}
+
+
+def test_doc_layers_are_dropped_only_where_they_only_document(app):
+    view = app.view_functions["interpretations.interpret"]
+    assert not hasattr(view, "__wrapped__") and not hasattr(view, "_apidoc")
+
+    other = Flask("other")
+
+    def parse():
+        return "ok"
+
+    parse._apidoc = {"arguments": {"parameters": []}}  # what @blp.arguments leaves: work per request
+    other.add_url_rule("/x", "x", parse)
+    with pytest.raises(RuntimeError, match="x: a flask-smorest decorator"):
+        _drop_doc_layers(other)
