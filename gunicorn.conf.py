@@ -1,13 +1,17 @@
-"""The one production gunicorn configuration (`make run` and containers use it).
+"""The one production gunicorn configuration (`make run`, the container image and the tests use it).
 
 Sizes come from the environment with small defaults: cpu_count() sees the host's CPUs in a container.
+Timeouts match docker-compose.yml: its stop_grace_period (40 s) exceeds graceful_timeout (30 s), so
+a stopping container finishes the requests it holds before it is killed.
 """
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("LABINTERP_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
 threads = int(os.environ.get("LABINTERP_THREADS", "1"))
-worker_class = "sync"
+worker_class = "sync" if threads == 1 else "gthread"
 preload_app = True  # knowledge and pint factors are built once, then shared copy-on-write
 timeout = int(os.environ.get("LABINTERP_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("LABINTERP_GRACEFUL_TIMEOUT", "30"))
@@ -16,9 +20,47 @@ max_requests = int(os.environ.get("LABINTERP_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 control_socket_disable = True  # its default path breaks non-root containers without a writable HOME
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-accesslog = "-"  # method, path, status, size, duration: never a request body
-errorlog = "-"
-loglevel = os.environ.get("LABINTERP_LOG_LEVEL", "info").lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 limit_request_line = 4094
 limit_request_fields = 100
+
+# Logs: the service writes one JSON line per request itself (request id, route, status, duration,
+# result count; never a body), so gunicorn's own access log is off and its error log is JSON too.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LABINTERP_LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1, "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.ops.logs.JsonFormatter"}},
+    "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": loglevel.upper(), "handlers": ["error_console"]},
+    "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+                "gunicorn.access": {"level": loglevel.upper(), "handlers": [], "propagate": False}},
+}
+
+# Prometheus multiprocess mode: every worker writes its metrics under one directory, and whichever
+# worker answers GET /metrics reports them all. The variable is set here, in the master, before the
+# app (and prometheus-client) is imported, so the workers inherit it; by default a fresh directory of
+# this master's own, removed at exit. In a container, /tmp is a tmpfs.
+_METRICS_OWNED = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _METRICS_OWNED:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(tempfile.gettempdir(), f"labinterp-metrics-{os.getpid()}")
+
+
+def on_starting(server):
+    """Start from an empty metrics directory: files of an earlier run would be counted again."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _METRICS_OWNED:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import re
-import uuid
 from typing import Any
 
 import flask_smorest
@@ -23,10 +20,11 @@ from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check
 from .cds import views as cds_views
 from .fhir import views as fhir_views
+from .ops import logs, per_request
+from .ops import views as ops_views
 from .web import views as web_views
 
 log = logging.getLogger("labinterp")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 API_DESCRIPTION = """\
 Interprets serum vitamin B12, potassium, magnesium and calcium results (with ionized calcium and
@@ -59,15 +57,6 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
     return problem_response(status, detail, headers=headers)
 
 
-def _configure_logging() -> None:
-    """One stderr handler for the service's own logger (gunicorn configures only its own)."""
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(os.environ.get("LABINTERP_LOG_LEVEL", "info").upper())
-
-
 def _drop_doc_layers(app: Flask) -> None:
     """Serve each documented view as the plain function it is. flask-smorest's `doc` and
     `alt_response` only document, yet each wraps the view in a layer that looks up the app and
@@ -92,7 +81,7 @@ def _spec_kwargs() -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
     """Build the service. Raises KnowledgeError (naming file and field) when the knowledge is invalid."""
-    _configure_logging()
+    logs.configure(logging.getLogger("labinterp"))
     settings = settings or Settings.from_env()
     kb = knowledge or load_knowledge(settings.ranges_dir)
     app = Flask(__name__)
@@ -107,6 +96,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.extensions["labinterp.knowledge"] = kb
     app.extensions["labinterp.readiness"] = {"knowledge": kb.name, **self_check(kb)}
 
+    per_request.install(app)  # first: its timing and request id cover every other hook
     api = LabApi(app, spec_kwargs=_spec_kwargs())
     schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
     api.register_blueprint(interpretations_views.make_blueprint(schemas, kb, settings.max_results))
@@ -114,6 +104,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(fhir_views.blp)
     api.register_blueprint(cds_views.blp)
     api.register_blueprint(health.blp)
+    api.register_blueprint(ops_views.blp)
     contract = cds_views.refine_contract(refine_contract(api.spec.to_dict(), kb), kb)
     _drop_doc_layers(app)
     if settings.form:  # registered after the spec is taken: HTML pages, not part of the JSON contract
@@ -143,16 +134,10 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                   g.get("request_id"), request.method, request.path)
         return error_response(500, "an unexpected error occurred; it has been logged without request data")
 
-    @app.before_request
-    def _request_id() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-
     @app.after_request
     def _headers(resp: Response) -> Response:
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Cache-Control"] = "no-store"  # results are patient data
-        resp.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
         return resp
 
     log.info("knowledge %s loaded from %s: %d analytes, %d note rules", kb.version, kb.directory,

@@ -27,14 +27,14 @@ def server(tmp_path):
 
 def test_gunicorn_serves_a_panel_over_http(server):
     port, proc, log_path = server
-    body = {"results": [{"id": "k", "analyte": "potassium", "value": 3.1, "unit": "mmol/L"},
+    body = {"results": [{"id": "k-7f3a", "analyte": "potassium", "value": 3.0817, "unit": "mmol/L"},
                         {"id": "b12", "code": "2132-9", "value": 180, "unit": "pg/mL"}]}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json", "X-Request-ID": "t-1"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         data = json.load(resp)
         assert resp.headers["X-Request-ID"] == "t-1" and resp.headers["Cache-Control"] == "no-store"
-    assert [(r["id"], r["band"]) for r in data["results"]] == [("k", "low"), ("b12", "deficient")]
+    assert [(r["id"], r["band"]) for r in data["results"]] == [("k-7f3a", "low"), ("b12", "deficient")]
     bad = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=b"{",
                                  headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -43,7 +43,10 @@ def test_gunicorn_serves_a_panel_over_http(server):
     err.value.close()
     assert stop(proc) == 0
     log = log_path.read_text()
-    assert "POST /v1/interpretations" in log and "3.1" not in log.replace("HTTP/1.1", "")  # no body values
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any(e.get("request_id") == "t-1" and e.get("route") == "/v1/interpretations" and e["status"] == 200
+               for e in lines)
+    assert "3.0817" not in log and "k-7f3a" not in log  # no value or id from the body
 
 
 def test_a_bad_knowledge_folder_stops_start_up_naming_file_and_field(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 from ..core.classify import concern
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
-from ..core.report import ResultReport, tidy
+from ..core.report import PanelReport, ResultReport, tidy
 from ..fhir.interpret import interpret_read
 from ..fhir.observations import Mapped
 from ..fhir.outcome import FhirError
@@ -101,7 +101,9 @@ def _later(a: Mapped, b: Mapped) -> bool:
     return b.collected is None or a.collected > b.collected
 
 
-def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datetime | None = None) -> dict[str, Any]:
+def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datetime | None = None, *,
+          reports: list[PanelReport] | None = None) -> dict[str, Any]:
+    """The cards of one hook call; the core's reports are appended to `reports` when given."""
     bundle, origin = _as_bundle(request.get("prefetch") or {}, kb)
     try:
         read = read_request(bundle, max_resources)
@@ -121,6 +123,8 @@ def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datet
         return list(by_analyte.values())
 
     result = interpret_read(read, kb, now, select=newest)
+    if reports is not None:
+        reports.extend(p.report for p in result.panels)
     out: list[dict[str, Any]] = []
     for panel in result.panels:
         for r in panel.report.results:

@@ -13,6 +13,8 @@ from ..api.problem_docs import DESCRIPTIONS, ProblemSchema, document_problems
 from ..api.problems import PROBLEM_JSON, ApiProblem
 from ..core.errors import Problem, flatten_messages
 from ..core.knowledge import Knowledge
+from ..core.report import PanelReport
+from ..ops.per_request import note_reports
 from .service import (
     CONTEXT_KEYS, HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery,
 )
@@ -107,8 +109,9 @@ def call(service_id: str) -> ResponseReturnValue:
     except ValidationError as exc:
         problems = flatten_messages(exc.messages)
         raise ApiProblem(422, f"{len(problems)} problem(s) in the request", problems) from None
+    reports: list[PanelReport] = []
     try:
-        return jsonify(cards(request, kb, settings.max_fhir_resources))
+        answer = cards(request, kb, settings.max_fhir_resources, reports=reports)
     except PrefetchMissing as exc:
         raise ApiProblem(412, f"prefetch needed and not sent: {', '.join(exc.keys)}",
                          [Problem(("prefetch", k), "needed; send the resource, or null when there is none")
@@ -116,6 +119,8 @@ def call(service_id: str) -> ResponseReturnValue:
     except PrefetchInvalid as exc:
         raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the prefetch", exc.problems,
                          title=FHIR_STRUCTURE_TITLE) from None
+    note_reports(reports)
+    return jsonify(answer)
 
 
 FHIR_STRUCTURE_TITLE = "Invalid FHIR in prefetch"

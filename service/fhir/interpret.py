@@ -64,10 +64,14 @@ def interpret_read(read: Read, kb: Knowledge, now: datetime | None = None,
     return Interpretation(tuple(mapped), tuple(panels), tuple(issues))
 
 
-def interpret_fhir(body: Any, kb: Knowledge, max_resources: int, now: datetime | None = None) -> dict[str, Any]:
-    """The response Bundle; FhirError when the request as a whole cannot be read."""
+def interpret_fhir(body: Any, kb: Knowledge, max_resources: int, now: datetime | None = None, *,
+                   reports: list[PanelReport] | None = None) -> dict[str, Any]:
+    """The response Bundle; FhirError when the request as a whole cannot be read. The core's reports
+    are appended to `reports` when given (for the service's metrics)."""
     read = read_request(body, max_resources)
     result = interpret_read(read, kb, now)
+    if reports is not None:
+        reports.extend(p.report for p in result.panels)
     full_urls = _full_urls(body, read)
     enriched: dict[int, dict[str, Any]] = {}
     findings: list[dict[str, Any]] = []

@@ -10,6 +10,8 @@ from flask_smorest import Blueprint
 from ..api.body import read_json
 from ..api.problems import ApiProblem
 from .outcome import FHIR_JSON, FhirError, Issue, outcome
+from ..core.report import PanelReport
+from ..ops.per_request import note_reports
 from .interpret import interpret_fhir
 
 ACCEPTED = (FHIR_JSON, "application/json")
@@ -91,9 +93,11 @@ def interpret() -> ResponseReturnValue:
     kb = current_app.extensions["labinterp.knowledge"]
     try:
         body = read_json(settings.max_body_bytes, accept=ACCEPTED)
-        bundle = interpret_fhir(body, kb, settings.max_fhir_resources)
+        reports: list[PanelReport] = []
+        bundle = interpret_fhir(body, kb, settings.max_fhir_resources, reports=reports)
     except ApiProblem as exc:
         return problem_as_outcome(exc.status, exc.detail)
     except FhirError as exc:
         return outcome_response(exc.status, exc.issues)
+    note_reports(reports)
     return Response(json.dumps(bundle), status=200, mimetype=FHIR_JSON)

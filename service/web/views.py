@@ -12,6 +12,7 @@ from marshmallow import Schema
 
 from ..api.interpretations.adapter import parse_panel
 from ..core import InputError, interpret_panel
+from ..ops.per_request import note_reports
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
 from . import form as webform
@@ -63,6 +64,7 @@ def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
         try:
             panel = parse_panel(parsed.body, panel_schema, result_schema, kb, settings.max_results)
             report = interpret_panel(panel, kb)
+            note_reports([report])
         except InputError as exc:
             problems = list(exc.problems)
         errors = webform.field_errors(problems, parsed, kb)

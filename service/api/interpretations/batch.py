@@ -9,6 +9,7 @@ from marshmallow import Schema
 
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
+from ...core.report import PanelReport
 from ..problem_types import TYPES
 from .adapter import parse_panel
 
@@ -27,6 +28,10 @@ class Interpreter:
     def one(self, index: int, body: Any, at: tuple[str | int, ...] = ()) -> dict[str, Any]:
         """{"index", "status": 200, "report"} or {"index", "status": 422, "problem"} for one panel;
         problem pointers start with `at` (where the panel sits in the request)."""
+        return self.outcome(index, body, at)[0]
+
+    def outcome(self, index: int, body: Any, at: tuple[str | int, ...] = ()) -> tuple[dict[str, Any], PanelReport | None]:
+        """`one`, with the report itself (None for a problem) for whoever counts results."""
         try:
             panel = parse_panel(body, self.panel_schema, self.result_schema, self.kb, self.max_results)
             report = interpret_panel(panel, self.kb)
@@ -35,10 +40,15 @@ class Interpreter:
                 "type": TYPES[422], "title": "Unprocessable Content", "status": 422,
                 "detail": f"{len(exc.problems)} problem(s) in this panel",
                 "errors": [{"pointer": Problem(at + p.path, p.message).pointer(), "message": p.message}
-                           for p in exc.problems]}}
-        return {"index": index, "status": 200, "report": report.to_dict()}
+                           for p in exc.problems]}}, None
+        return {"index": index, "status": 200, "report": report.to_dict()}, report
 
     def many(self, bodies: Iterable[Any], at: tuple[str | int, ...] | None = None) -> Iterator[dict[str, Any]]:
         """Each panel in order; with `at`, pointers are into the whole request (at + index)."""
+        for outcome, _ in self.outcomes(bodies, at):
+            yield outcome
+
+    def outcomes(self, bodies: Iterable[Any],
+                 at: tuple[str | int, ...] | None = None) -> Iterator[tuple[dict[str, Any], PanelReport | None]]:
         for i, body in enumerate(bodies):
-            yield self.one(i, body, () if at is None else at + (i,))
+            yield self.outcome(i, body, () if at is None else at + (i,))

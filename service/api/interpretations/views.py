@@ -12,6 +12,7 @@ from ...core.knowledge import Knowledge
 from ..body import json_response, read_json
 from ..problem_docs import document_problems
 from ..problems import ApiProblem
+from ...ops.per_request import note_reports
 from .adapter import parse_panel
 from .batch import MAX_PANELS, Interpreter
 from .examples import PANEL_EXAMPLE, report_example
@@ -46,6 +47,7 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
             report = interpret_panel(panel, kb)
         except InputError as exc:
             raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the request", exc.problems) from None
+        note_reports([report])
         return json_response(report.to_dict())
 
     interpreter = Interpreter(kb, panel_schema, result_schema, max_results)
@@ -77,7 +79,9 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
                 problems.append(Problem(("panels",), f"expected an array of 1 to {MAX_PANELS} panels"))
         if problems:
             raise ApiProblem(422, f"{len(problems)} problem(s) in the batch envelope", problems)
-        results = list(interpreter.many(panels, at=("panels",)))
+        outcomes = list(interpreter.outcomes(panels, at=("panels",)))
+        note_reports(report for _, report in outcomes if report is not None)
+        results = [outcome for outcome, _ in outcomes]
         return json_response({"results": results, "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
 
     return blp

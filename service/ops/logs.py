@@ -1,0 +1,47 @@
+"""Structured logs: one JSON object per line, for log shippers. Only what the service chooses to
+put in a record is written: messages never interpolate request bodies, so no patient value, age or
+identifier can reach a log line (tests/test_observability.py checks this on real requests)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+
+# Attributes every LogRecord has; anything else on a record was passed as `extra` and is written.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """{"ts", "level", "logger", "pid", "message", ...extra fields}; exceptions by type only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "pid": record.process,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only: an exception's text or traceback locals may quote a patient value.
+            entry["exception"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def log_level() -> str:
+    """LABINTERP_LOG_LEVEL (debug, info, warning, error); info by default."""
+    level = os.environ.get("LABINTERP_LOG_LEVEL", "info").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"LABINTERP_LOG_LEVEL must be debug, info, warning or error, not {level.lower()!r}")
+    return level
+
+
+def configure(logger: logging.Logger) -> None:
+    """One JSON handler on stderr for the service's logger (gunicorn configures only its own)."""
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(log_level())

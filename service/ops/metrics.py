@@ -1,0 +1,56 @@
+"""Prometheus metrics (prometheus-client). Under gunicorn the workers share PROMETHEUS_MULTIPROC_DIR
+(gunicorn.conf.py sets it up), so any worker answering GET /metrics reports the whole instance.
+
+Every metric has labels, so the gunicorn master, which imports this module before forking, never
+creates a value file of its own; label values come from bounded sets (route templates, the
+knowledge's analytes and bands, HTTP statuses), never from request content."""
+from __future__ import annotations
+
+import os
+from collections import Counter as Tally
+from typing import Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import disable_created_metrics, multiprocess
+
+from ..core.report import PanelReport
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
+
+REQUESTS = Counter("labinterp_http_requests_total", "HTTP requests answered, by route template, method and status.",
+                   ["route", "method", "status"])
+LATENCY = Histogram("labinterp_http_request_duration_seconds", "Time from request to response, by route template.",
+                    ["route"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+RESULTS = Counter("labinterp_results_interpreted_total", "Results interpreted, by analyte and band.",
+                  ["analyte", "band"])
+CRITICAL = Counter("labinterp_critical_results_total", "Results beyond a critical limit, by analyte.", ["analyte"])
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, method, str(status)).inc()
+    LATENCY.labels(route).observe(seconds)
+
+
+def observe_reports(reports: Iterable[PanelReport]) -> int:
+    """Count the results of these reports by analyte and band; returns how many there were."""
+    bands: Tally[tuple[str, str]] = Tally()
+    critical: Tally[str] = Tally()
+    for report in reports:
+        for r in report.results:
+            bands[(r.analyte, r.band)] += 1
+            if r.critical:
+                critical[r.analyte] += 1
+    for (analyte, band), n in bands.items():
+        RESULTS.labels(analyte, band).inc(n)
+    for analyte, n in critical.items():
+        CRITICAL.labels(analyte).inc(n)
+    return sum(bands.values())
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text format of every worker's metrics (or this process's, outside gunicorn)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
