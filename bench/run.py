@@ -45,7 +45,8 @@ def free_port() -> int:
 
 def start(app: str, port: int) -> tuple[subprocess.Popen, float]:
     """gunicorn with the production configuration; seconds from spawn to the first 200."""
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_LOG_LEVEL": "warning"}
+    # Production settings, request log included (its lines go to /dev/null here).
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", app],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,9 +66,12 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+def _latency_ms(out: str, percentile: str) -> float:
+    match = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"wrk printed no {percentile}% latency:\n{out}")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def wrk(port: int, body: dict[str, Any], seconds: int = DURATION) -> dict[str, float]:
@@ -80,8 +84,7 @@ def wrk(port: int, body: dict[str, Any], seconds: int = DURATION) -> dict[str, f
     os.unlink(script.name)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-            "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+            "p50_ms": _latency_ms(out, "50"), "p99_ms": _latency_ms(out, "99"),
             "errors": float(non2xx.group(1)) if non2xx else 0.0}
 
 
@@ -95,19 +98,24 @@ def worker_peak_rss_mb(master: int) -> float:
 
 
 def batch(port: int, runs: int = 7) -> dict[str, float]:
+    """The batch endpoint with 1,000 four-result panels: the server's own time (its Server-Timing
+    header, request parsed to response built) and the client's (with HTTP transfer and the client's
+    JSON parsing of a ~4 MB answer)."""
     panels = [PANEL_EXAMPLE] * 1000
     data = json.dumps({"panels": panels}).encode()
-    times = []
+    server, client = [], []
     for _ in range(runs):
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations/batch", data=data,
                                      headers={"Content-Type": "application/json"})
         t0 = time.perf_counter()
         with urllib.request.urlopen(req, timeout=60) as r:
             body = json.loads(r.read())
-        times.append(time.perf_counter() - t0)
+            timing = r.headers["Server-Timing"]
+        client.append((time.perf_counter() - t0) * 1000)
+        server.append(float(re.search(r"dur=([\d.]+)", timing).group(1)))  # type: ignore[union-attr]
         assert all(x["status"] == 200 for x in body["results"])
-    ms = statistics.median(times) * 1000
-    return {"batch_ms": ms, "batch_us_per_result": ms * 1000 / 4000}
+    ms = statistics.median(server)
+    return {"batch_ms": ms, "batch_us_per_result": ms * 1000 / 4000, "batch_client_ms": statistics.median(client)}
 
 
 def core(n: int = 3000) -> dict[str, float]:
@@ -186,7 +194,8 @@ def main() -> int:
         ("service p50 / p99 ms", f"{figures['service']['p50_ms']:.2f} / {figures['service']['p99_ms']:.2f}",
          f"p99 < {TARGETS['p99_ms']}"),
         ("floor p50 / p99 ms", f"{figures['floor']['p50_ms']:.2f} / {figures['floor']['p99_ms']:.2f}", ""),
-        ("batch 1000 panels ms (loopback)", f"{figures['batch_ms']:.1f}", f"< {TARGETS['batch_ms']}"),
+        ("batch 1000 panels: server ms", f"{figures['batch_ms']:.1f}", f"< {TARGETS['batch_ms']}"),
+        ("batch 1000 panels: client ms (loopback)", f"{figures['batch_client_ms']:.1f}", ""),
         ("batch us per result", f"{figures['batch_us_per_result']:.1f}", ""),
         ("core us per result", f"{figures['core_us_per_result']:.1f}", f"< {TARGETS['core_us_per_result']}"),
         ("naive pint us per result", f"{figures['naive_us_per_result']:.1f}", ""),

@@ -3,11 +3,12 @@ put in a record is written: messages never interpolate request bodies, so no pat
 identifier can reach a log line (tests/test_observability.py checks this on real requests)."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from datetime import datetime, timezone
+
+import orjson
 
 # Attributes every LogRecord has; anything else on a record was passed as `extra` and is written.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -26,7 +27,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: an exception's text or traceback locals may quote a patient value.
             entry["exception"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def log_level() -> str:

@@ -6,9 +6,10 @@ creates a value file of its own; label values come from bounded sets (route temp
 knowledge's analytes and bands, HTTP statuses), never from request content."""
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter as Tally
-from typing import Iterable
+from typing import Any, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import disable_created_metrics, multiprocess
@@ -26,9 +27,14 @@ RESULTS = Counter("labinterp_results_interpreted_total", "Results interpreted, b
 CRITICAL = Counter("labinterp_critical_results_total", "Results beyond a critical limit, by analyte.", ["analyte"])
 
 
+@functools.lru_cache(maxsize=4096)  # label sets are bounded (see above); this skips re-validating them
+def _child(metric: Any, *labels: str) -> Any:
+    return metric.labels(*labels)
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route).observe(seconds)
+    _child(REQUESTS, route, method, str(status)).inc()
+    _child(LATENCY, route).observe(seconds)
 
 
 def observe_reports(reports: Iterable[PanelReport]) -> int:
@@ -41,9 +47,9 @@ def observe_reports(reports: Iterable[PanelReport]) -> int:
             if r.critical:
                 critical[r.analyte] += 1
     for (analyte, band), n in bands.items():
-        RESULTS.labels(analyte, band).inc(n)
+        _child(RESULTS, analyte, band).inc(n)
     for analyte, n in critical.items():
-        CRITICAL.labels(analyte).inc(n)
+        _child(CRITICAL, analyte).inc(n)
     return sum(bands.values())
 
 
