@@ -26,33 +26,30 @@ install-test: $(VENV)/.installed-test
 run: install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'service.app:create_app()'
 
-# Debian's Chromium for the browser tests (Playwright drives it; no browser is ever downloaded).
-# As root it is installed with apt-get; otherwise, or if that fails, the browser tests skip and say why.
+# Debian packages some tests drive (never downloaded by the tests themselves). As root they are
+# installed with apt-get; otherwise, or if that fails, those tests skip and say why.
+# $(call debian_tool,binary,package,the tests that need it,command to run after installing)
+define debian_tool
+	@if [ -x "$(1)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's $(2) for $(3)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  if apt-get install -y -q $(2) >/dev/null 2>&1 || \
+	     { apt-get update -q >/dev/null && apt-get install -y -q $(2) >/dev/null; }; then $(4) :; \
+	  else echo "could not install $(2): $(3) will be skipped"; fi; \
+	else echo "$(1) is missing and this is not root: $(3) will be skipped"; fi
+endef
+
+# Chromium for the browser tests of the clinician form (Playwright drives this binary).
 CHROMIUM ?= /usr/bin/chromium
 browser-deps:
-	@if [ -x "$(CHROMIUM)" ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
-	  echo "could not install chromium: the browser tests will be skipped"; \
-	else echo "$(CHROMIUM) is missing and this is not root: the browser tests will be skipped"; fi
+	$(call debian_tool,$(CHROMIUM),chromium,the browser tests,)
 
-# Debian's nginx for the scale-out tests (deploy/nginx.conf in front of two gunicorn instances).
-# As root it is installed with apt-get (and the system service the package may start is stopped: the
-# tests run their own nginx); otherwise, or if that fails, those tests skip and say why.
+# nginx for the scale-out tests (deploy/nginx.conf in front of two gunicorn instances); the system
+# service the package may start is stopped: the tests run their own nginx.
 NGINX ?= /usr/sbin/nginx
 nginx-deps:
-	@if [ -x "$(NGINX)" ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian's nginx for the scale-out tests"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  if apt-get install -y -q nginx >/dev/null 2>&1 || \
-	     { apt-get update -q >/dev/null && apt-get install -y -q nginx >/dev/null; }; then \
-	    invoke-rc.d nginx stop >/dev/null 2>&1 || true; \
-	  else echo "could not install nginx: the scale-out tests will be skipped"; fi; \
-	else echo "$(NGINX) is missing and this is not root: the scale-out tests will be skipped"; fi
+	$(call debian_tool,$(NGINX),nginx,the scale-out tests,invoke-rc.d nginx stop >/dev/null 2>&1 || true;)
 
 test: install-test browser-deps nginx-deps
 	LABINTERP_CHROMIUM=$(CHROMIUM) LABINTERP_NGINX=$(NGINX) $(BIN)/python -m pytest
