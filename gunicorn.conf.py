@@ -4,6 +4,7 @@ Sizes come from the environment with small defaults: cpu_count() sees the host's
 Timeouts match docker-compose.yml: its stop_grace_period (40 s) exceeds graceful_timeout (30 s), so
 a stopping container finishes the requests it holds before it is killed.
 """
+import contextlib
 import gc
 import os
 import shutil
@@ -53,7 +54,8 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
         if name.endswith(".db"):
-            os.remove(os.path.join(directory, name))
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
 
 
 def child_exit(server, worker):

@@ -240,6 +240,11 @@ def _gunicorn_settings(monkeypatch, env: dict[str, str]) -> dict[str, Any]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR when it is absent; set-then-delete records the
+    # variable with monkeypatch, so it is removed again and never leaks into later gunicorns.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", env.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
