@@ -299,3 +299,25 @@ def test_derive_factors_refuses_molar_unit_without_molar_mass():
              "mmol/L": _u("mmol/L", "millimole / liter", "substance_concentration")}
     with pytest.raises(ValueError, match="mmol/L"):
         derive_factors(units, "g/dL", molar_mass=None, valence=None)
+
+
+def test_remembered_identities_are_clean_spellings_only_and_bounded():
+    """The core remembers how (analyte, code, unit) spellings resolved; a bad one is never
+    remembered (its problems must be reported every time) and the memory is bounded."""
+    from service.core import InputError, PanelInput, ResultInput, interpret_panel
+    from service.core.interpret import _IDENTITIES_KEPT
+    from service.core.knowledge import load_knowledge
+
+    kb = load_knowledge()
+    good = ResultInput(value=4.0, unit="mmol/L", analyte="potassium")
+    bad = ResultInput(value=4.0, unit="furlongs", analyte="potassium")
+    for _ in range(2):
+        assert interpret_panel(PanelInput((good,)), kb).results[0].band == "normal"
+        with pytest.raises(InputError) as err:
+            interpret_panel(PanelInput((bad,)), kb)
+        assert [p.path for p in err.value.problems] == [("results", 0, "unit")]
+    assert set(kb.identities) == {("potassium", None, "mmol/L")}
+    for i in range(_IDENTITIES_KEPT + 50):  # many distinct clean spellings (case and spaces vary)
+        name = "".join(c.upper() if (i >> k) & 1 else c for k, c in enumerate("potassium")) + " " * (i // 512)
+        interpret_panel(PanelInput((ResultInput(value=4.0, unit="mmol/L", analyte=name),)), kb)
+    assert len(kb.identities) == _IDENTITIES_KEPT
