@@ -16,6 +16,10 @@ class Settings:
     form: bool = True  # LABINTERP_FORM: on | off; the clinician form at /
     max_fhir_resources: int = 1000  # LABINTERP_MAX_FHIR_RESOURCES: resources per FHIR request
     max_batch_bytes: int = 16_777_216  # LABINTERP_MAX_BATCH_BYTES: body limit of the batch endpoint
+    # LABINTERP_MAX_BATCH_RESULTS: results in one batch, all panels together. It bounds a worker's
+    # memory (about 4.5 kB per result while the answer is built); a batch over it would otherwise be
+    # retried by the load balancer on every replica in turn.
+    max_batch_results: int = 20_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

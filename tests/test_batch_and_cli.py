@@ -125,3 +125,20 @@ def test_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
             os.close(follower)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 50
     assert b"50/50" in shown and b"panels" in shown
+
+
+def test_a_batch_over_the_results_limit_is_refused_whole(conform):
+    """All panels together may hold at most LABINTERP_MAX_BATCH_RESULTS results: the limit bounds
+    a worker's memory, and it is checked before any panel is interpreted."""
+    from service.app import create_app
+    from service.config import Settings
+
+    client = create_app(Settings(max_batch_results=10)).test_client()
+    panel = {"results": [{"analyte": "potassium", "value": 4.0, "unit": "mmol/L"}] * 5}
+    ok = client.post("/v1/interpretations/batch", json={"panels": [panel, panel]})
+    assert ok.status_code == 200 and len(ok.get_json()["results"]) == 2
+    refused = client.post("/v1/interpretations/batch", json={"panels": [panel, panel, {"results": [panel["results"][0]]}]})
+    problem = conform("post", "/v1/interpretations/batch", refused)
+    assert refused.status_code == 422
+    assert problem["errors"] == [{"pointer": "/panels", "message": "at most 10 results in one batch, all panels "
+                                                                   "together; got 11: split the batch"}]

@@ -65,7 +65,8 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
 
         Each panel is interpreted as by `POST /v1/interpretations` and gets its own report or its own
         problem (pointers into the whole request, `/panels/<index>/...`), so one bad panel never fails
-        or hides the others. A 4xx answers only an invalid envelope.
+        or hides the others. A 4xx answers only an invalid envelope, which includes more results in
+        all than the service's batch limit (20,000 by default).
         """
         settings = current_app.extensions["labinterp.settings"]
         body = read_json(settings.max_batch_bytes)
@@ -77,6 +78,11 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
             problems += [Problem((k,), "unknown field") for k in body if k != "panels"]
             if not isinstance(panels, list) or not 1 <= len(panels) <= MAX_PANELS:
                 problems.append(Problem(("panels",), f"expected an array of 1 to {MAX_PANELS} panels"))
+            else:
+                results = sum(len(p["results"]) for p in panels if isinstance(p, dict) and isinstance(p.get("results"), list))
+                if results > settings.max_batch_results:
+                    problems.append(Problem(("panels",), f"at most {settings.max_batch_results} results in one batch, "
+                                                         f"all panels together; got {results}: split the batch"))
         if problems:
             raise ApiProblem(422, f"{len(problems)} problem(s) in the batch envelope", problems)
         outcomes = list(interpreter.outcomes(panels, at=("panels",)))
