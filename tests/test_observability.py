@@ -62,11 +62,19 @@ def test_results_requests_and_criticals_are_counted(client):
     assert sample("labinterp_http_request_duration_seconds_count", route="/v1/interpretations") == timed + 2
 
 
-def test_fhir_and_cds_results_are_counted_too(client):
+def test_fhir_cds_and_form_results_are_counted_too(client):
+    from .test_cds import URL, hook_request, searchset
+
     before = sample("labinterp_results_interpreted_total", analyte="potassium", band="low")
     body = bundle(patient(), observation("k", "2823-3", 3.1, "mmol/L"))
     assert client.post("/fhir/$interpret", json=body, content_type="application/fhir+json").status_code == 200
     assert sample("labinterp_results_interpreted_total", analyte="potassium", band="low") == before + 1
+    hook = hook_request(potassium=searchset(observation("k", "2823-3", 3.1, "mmol/L")))
+    assert client.post(URL, json=hook).status_code == 200
+    assert sample("labinterp_results_interpreted_total", analyte="potassium", band="low") == before + 2
+    form = {"potassium_value": "3.1", "potassium_unit": "mmol/L"}
+    assert client.post("/", data=form).status_code == 200
+    assert sample("labinterp_results_interpreted_total", analyte="potassium", band="low") == before + 3
 
 
 def test_metrics_are_prometheus_text_in_the_contract(client, conform):
