@@ -10,6 +10,8 @@ import os
 import shutil
 import tempfile
 
+from service.ops.logs import log_level
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("LABINTERP_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
 threads = int(os.environ.get("LABINTERP_THREADS", "1"))
@@ -29,7 +31,7 @@ limit_request_fields = 100
 # result count; never a body), so gunicorn writes no access log, and its own messages are JSON too.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LABINTERP_LOG_LEVEL", "info").lower()
+loglevel = log_level().lower()  # LABINTERP_LOG_LEVEL, read and checked as the service reads it
 logger_class = "service.ops.gunicorn_logging.JsonGunicornLogger"
 
 # Prometheus multiprocess mode: every worker writes its metrics under one directory, and whichever

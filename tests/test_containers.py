@@ -258,7 +258,8 @@ def test_the_stop_grace_period_outlasts_gunicorns_graceful_shutdown(compose, mon
 
 
 def _gunicorn_variables() -> set[str]:
-    text = (ROOT / "gunicorn.conf.py").read_text(encoding="utf-8")
+    """Variables gunicorn.conf.py reads, itself or through the log-level reader it shares with the service."""
+    text = "".join((ROOT / path).read_text(encoding="utf-8") for path in ("gunicorn.conf.py", "service/ops/logs.py"))
     return set(re.findall(r"os\.environ(?:\.get\(|\[)\s*[\"'](LABINTERP_\w+)[\"']", text))
 
 

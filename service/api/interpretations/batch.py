@@ -43,12 +43,8 @@ class Interpreter:
                            for p in exc.problems]}}, None
         return {"index": index, "status": 200, "report": report.to_dict()}, report
 
-    def many(self, bodies: Iterable[Any], at: tuple[str | int, ...] | None = None) -> Iterator[dict[str, Any]]:
-        """Each panel in order; with `at`, pointers are into the whole request (at + index)."""
-        for outcome, _ in self.outcomes(bodies, at):
-            yield outcome
-
     def outcomes(self, bodies: Iterable[Any],
                  at: tuple[str | int, ...] | None = None) -> Iterator[tuple[dict[str, Any], PanelReport | None]]:
+        """Each panel's `outcome`, in order; with `at`, pointers are into the whole request (at + index)."""
         for i, body in enumerate(bodies):
             yield self.outcome(i, body, () if at is None else at + (i,))
