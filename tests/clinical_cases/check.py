@@ -1,0 +1,119 @@
+"""The clinical cases: loading them, and checking a report against what a case expects.
+
+    python -m tests.clinical_cases.check http://127.0.0.1:8000 [API_KEY]
+
+runs every case against a running labinterp (its own knowledge, whatever folder it was started with)
+and prints the failures; tests/test_clinical_cases.py runs them in process in `make test`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_COLLECTED_AT = "2026-11-20T08:00:00Z"
+RESULT_FIELDS = ("band", "flag", "critical", "implausible")
+
+
+def load_cases(directory: Path = HERE) -> list[dict[str, Any]]:
+    cases = []
+    for path in sorted(directory.glob("*.yaml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
+            cases.append({**case, "file": path.name})
+    return cases
+
+
+def request_body(case: dict[str, Any]) -> dict[str, Any]:
+    """The case's panel as POST /v1/interpretations takes it (a fixed collection time by default)."""
+    return {"collected_at": DEFAULT_COLLECTED_AT, **case["panel"]}
+
+
+def _notes_failures(where: str, notes: list[dict[str, Any]], expect: dict[str, Any]) -> Iterator[str]:
+    given = {n["id"]: n for n in notes}
+    for note_id in expect.get("notes", []):
+        if note_id not in given:
+            yield f"{where}: note {note_id} missing (got {sorted(given)})"
+    for note_id in expect.get("not_notes", []):
+        if note_id in given:
+            yield f"{where}: note {note_id} must not be given"
+    for note_id, words in (expect.get("texts") or {}).items():
+        text = given.get(note_id, {}).get("text", "")
+        for word in words.get("contains", []):
+            if word.lower() not in text.lower():
+                yield f"{where}: note {note_id} should say {word!r}"
+        for word in words.get("excludes", []):
+            if word.lower() in text.lower():
+                yield f"{where}: note {note_id} must not say {word!r}"
+
+
+def failures(case: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    """What in the report differs from what the case expects (an empty list: the case holds)."""
+    expect = case["expect"]
+    out: list[str] = []
+    results = {r["id"]: r for r in report.get("results", [])}
+    for rid, wanted in (expect.get("results") or {}).items():
+        got = results.get(rid)
+        if got is None:
+            out.append(f"result {rid} missing")
+            continue
+        for key in RESULT_FIELDS:
+            if key in wanted and got.get(key) != wanted[key]:
+                out.append(f"{rid}.{key}: expected {wanted[key]!r}, got {got.get(key)!r}")
+        out += _notes_failures(rid, got.get("notes", []), wanted)
+    out += _notes_failures("panel", report.get("notes", []), expect)
+    derived = {d["id"]: d for d in report.get("derived", [])}
+    for name, wanted in (expect.get("derived") or {}).items():
+        got = derived.get(name)
+        if wanted is None:
+            if got is not None:
+                out.append(f"derived {name} must not be computed")
+        elif got is None:
+            out.append(f"derived {name} missing")
+        else:
+            out += [f"derived {name}.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+    for rid, wanted in (expect.get("delta") or {}).items():
+        got = (results.get(rid) or {}).get("delta")
+        if wanted is None:
+            if got is not None:
+                out.append(f"{rid}.delta: expected none, got {got!r}")
+        elif got is None:
+            out.append(f"{rid}.delta missing")
+        else:
+            out += [f"{rid}.delta.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+    return out
+
+
+def _post(url: str, key: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    req = urllib.request.Request(url.rstrip("/") + "/v1/interpretations", json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return {"error": exc.code, "detail": exc.read().decode("utf-8", "replace")[:300]}
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    url, key = argv[0], (argv[1] if len(argv) > 1 else None)
+    cases, failed = load_cases(), 0
+    for case in cases:
+        report = _post(url, key, request_body(case))
+        problems = [f"HTTP {report['error']}: {report['detail']}"] if "error" in report else failures(case, report)
+        if problems:
+            failed += 1
+            print(f"FAIL {case['file']}:{case['id']}\n  " + "\n  ".join(problems))
+    print(f"{len(cases) - failed} of {len(cases)} clinical cases hold")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
