@@ -21,7 +21,7 @@ from service.core import (
 ROOT = Path(__file__).resolve().parents[1]
 RANGES = ROOT / "reference_ranges"
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml"}
+RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml", "vocabulary.yaml"}
 
 # A fixed, timezone-aware collection time so that date rules never depend on the clock.
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=timezone.utc)
@@ -80,20 +80,34 @@ def limits_for(raw: dict[str, Any], age: float | None = None, sex: str | None = 
     return raw["reference_interval"], raw.get("critical"), "default"
 
 
+def beyond_low(v: float, lim: dict[str, Any]) -> bool:
+    """README: a value equal to a limit is beyond it only when the limit says `low_inclusive: true`."""
+    return lim.get("low") is not None and (v < lim["low"] or (v == lim["low"] and lim.get("low_inclusive", False)))
+
+
+def beyond_high(v: float, lim: dict[str, Any]) -> bool:
+    return lim.get("high") is not None and (v > lim["high"] or (v == lim["high"] and lim.get("high_inclusive", False)))
+
+
+def implausible(raw: dict[str, Any], v: float) -> bool:
+    return beyond_low(v, raw["implausible"]) or beyond_high(v, raw["implausible"])
+
+
 def expected_class(raw: dict[str, Any], v: float, age: float | None = None,
                    ri: dict[str, Any] | None = None) -> tuple[str, str | None, bool]:
-    """(band, flag, critical) of a canonical value, straight from README 'boundary semantics'."""
-    impl = raw["implausible"]
-    if v < impl["low"] or v > impl["high"]:  # strict: the limits themselves are plausible
-        return "implausible", None, False
+    """(band, flag, critical) of a canonical value, straight from README 'boundary semantics': a
+    critical limit always raises the alarm; an implausible value is its own band only where no
+    critical limit applies."""
     default_ri, crit, _ = limits_for(raw, age)
     ri = ri or default_ri
     bands = raw["bands"]
-    if crit:  # strict: a value equal to a critical limit is not critical
-        if crit.get("low") is not None and v < crit["low"]:
+    if crit:
+        if beyond_low(v, crit):
             return bands["critical_below"], "LL", True
-        if crit.get("high") is not None and v > crit["high"]:
+        if beyond_high(v, crit):
             return bands["critical_above"], "HH", True
+    if implausible(raw, v):
+        return "implausible", None, False
     if v < ri["low"]:  # reference interval inclusive at both ends
         region = "below"
     elif v > ri["high"]:
@@ -134,7 +148,7 @@ def value_in(analyte: str, band: str) -> float:
         else:
             edges[sub["band"]] = (sub["lower"], hi)
             edges[b[sub["region"]]] = (lo, sub["lower"])
-    if band == "implausible":
+    if band == "implausible":  # only analytes without a high critical limit have this band
         return impl["high"] * 2
     lo, hi = edges[band]
     return round((lo + hi) / 2, 6)

@@ -10,7 +10,7 @@ from service.api.interpretations.examples import PANEL_EXAMPLE
 PATH = "/v1/interpretations"
 
 ACCEPTANCE = {
-    "context": {"b12_injection_at": "2026-11-17T08:00:00Z"},
+    "context": {"b12_injection_at": "2026-11-17T08:00:00Z", "b12_therapy_started_at": "2026-11-17T08:00:00Z"},
     "collected_at": "2026-11-19T08:00:00Z",
     "results": [
         {"id": "b12", "analyte": "vitamin_b12", "value": 180, "unit": "pg/mL"},
@@ -41,8 +41,10 @@ def test_acceptance_panel(client, conform):
         assert any("cramp" in n["text"].lower() for n in by_id[rid]["notes"]), rid
     every_note = [n for r in data["results"] for n in r["notes"]] + data["notes"]
     assert all(n["sources"] for n in every_note)
-    seed_cited = [n for n in every_note if any(s.endswith(".txt") for s in n["sources"])]
-    assert len(seed_cited) >= 5
+    for n in every_note:  # each source by title beside its reference; never a seed document alone
+        assert [c["reference"] for c in n["citations"]] == n["sources"] and all(c["title"] for c in n["citations"])
+        assert any(c["kind"] != "consumer" for c in n["citations"]), n["id"]
+    assert any(c["kind"] == "consumer" for n in every_note for c in n["citations"])
     assert data["knowledge_version"] and "not a diagnosis" in data["disclaimer"]
 
 

@@ -56,9 +56,10 @@ def test_low_potassium_after_a_b12_injection(client, conform):
     resp = client.post(URL, json=body)
     conform("post", "/cds-services/{service_id}", resp)
     cards = call(client, body)
-    assert [c["indicator"] for c in cards] == ["warning", "warning"]
+    assert [c["indicator"] for c in cards] == ["warning", "info"]  # without the start of treatment it asks
     assert cards[0]["summary"].startswith("Potassium 3.1 mmol/L: low")
-    assert "B12 injection" in cards[1]["summary"] and ".txt" in cards[1]["detail"]
+    assert "B12 injection" in cards[1]["summary"]
+    assert "[Cyanocobalamin Injection, USP: prescribing information](https://" in cards[1]["detail"]
 
 
 def test_a_critical_result_gives_a_critical_card_and_normal_results_none(client):

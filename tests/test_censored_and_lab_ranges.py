@@ -45,8 +45,9 @@ CENSORED = [
     ("potassium", ">6.2", "mmol/L", "critical_high", "HH", True, ">"),
     ("potassium", ">=6.2", "mmol/L", "indeterminate", None, False, ">="),
     ("potassium", "<5", "mmol/L", "indeterminate", None, False, "<"),
-    ("potassium", "<0.5", "mmol/L", "implausible", None, False, "<"),     # nothing it allows is plausible
-    ("potassium", ">12", "mmol/L", "implausible", None, False, ">"),
+    ("potassium", "<0.5", "mmol/L", "critical_low", "LL", True, "<"),     # implausible, and the alarm stands
+    ("potassium", ">12", "mmol/L", "critical_high", "HH", True, ">"),
+    ("vitamin_b12", ">25000", "pg/mL", "implausible", None, False, ">"),  # no critical limit: its own band
     ("albumin", "<3.0", "g/dL", "low", "L", False, "<"),
     ("albumin", "<30", "g/L", "low", "L", False, "<"),
     ("albumin", "<4", "g/dL", "indeterminate", None, False, "<"),
@@ -187,6 +188,8 @@ def test_lab_range_is_reported_in_the_callers_unit_and_canonical():
         "low": 3.3, "high": 5.0, "unit": "mEq/L",
         "canonical": {"low": 3.3, "high": 5.0, "unit": "mmol/L"},
         "origin": "laboratory", "source": "laboratory",
+        "citations": [{"title": "The laboratory's own reference interval", "reference": "laboratory",
+                       "kind": "laboratory"}],
     }
 
 

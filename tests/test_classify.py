@@ -36,9 +36,9 @@ def limit_points(analyte: str) -> list[tuple[str, float]]:
         for side in ("low", "high"):
             if lim.get(side) is not None:
                 out.append((f"{key}.{side}", float(lim[side])))
-    for sub in raw["bands"].get("subdivisions") or []:
+    for i, sub in enumerate(raw["bands"].get("subdivisions") or []):
         bound = "upper" if "upper" in sub else "lower"
-        out.append((f"subdivision.{sub['band']}.{bound}", float(sub[bound])))
+        out.append((f"subdivision.{i}.{bound}", float(sub[bound])))
     return out
 
 
@@ -50,20 +50,32 @@ EDGE_CASES = [
 ]
 
 
-def _semantics(analyte: str, kind: str, where: str, band: str, flag: str | None, critical: bool) -> None:
+def _region(raw: dict, v: float) -> str:
+    ri = raw["reference_interval"]
+    return "below" if v < ri["low"] else "above" if v > ri["high"] else "within"
+
+
+def _semantics(analyte: str, kind: str, where: str, value: float, band: str, flag: str | None,
+               critical: bool) -> None:
     """What README 'boundary semantics' says about this particular edge, stated directly."""
     raw = h.raw_analyte(analyte)
     bands = raw["bands"]
-    if kind == "implausible.low":
-        assert (band == "implausible") == (where == "below")
-    elif kind == "implausible.high":
-        assert (band == "implausible") == (where == "above")
-    elif kind == "critical.low":  # strict
-        assert critical == (where == "below")
-        assert (band == bands["critical_below"] and flag == "LL") == (where == "below")
-    elif kind == "critical.high":
-        assert critical == (where == "above")
-        assert (band == bands["critical_above"] and flag == "HH") == (where == "above")
+    if kind.startswith("implausible."):
+        side = kind.split(".")[1]
+        beyond = where == ("below" if side == "low" else "above") or (
+            where == "at" and raw["implausible"].get(f"{side}_inclusive", False))
+        has_critical = (raw.get("critical") or {}).get(side) is not None
+        # Implausible is a band only where no critical limit applies; beyond a critical one the alarm stands.
+        assert (band == "implausible") == (beyond and not has_critical)
+        if beyond and has_critical:
+            assert critical
+    elif kind.startswith("critical."):
+        side = kind.split(".")[1]
+        inclusive = raw["critical"].get(f"{side}_inclusive", False)
+        beyond = where == ("below" if side == "low" else "above") or (where == "at" and inclusive)
+        critical_band = bands["critical_below" if side == "low" else "critical_above"]
+        assert critical == beyond
+        assert (band == critical_band and flag == ("LL" if side == "low" else "HH")) == beyond
     elif kind == "reference_interval.low":  # inclusive
         assert flag == ("L" if where == "below" else "N")
         assert not critical
@@ -71,14 +83,18 @@ def _semantics(analyte: str, kind: str, where: str, band: str, flag: str | None,
         assert flag == ("H" if where == "above" else "N")
         assert not critical
     elif kind.startswith("subdivision."):
-        _, sub_band, bound = kind.split(".")
-        sub = next(s for s in bands["subdivisions"] if s["band"] == sub_band)
+        _, index, bound = kind.split(".")
+        sub = bands["subdivisions"][int(index)]
         if bound == "upper":
             inside = where == "below" or (where == "at" and sub.get("upper_inclusive", False))
         else:
             inside = where == "above" or (where == "at" and sub.get("lower_inclusive", True))
-        assert (band == sub_band) == inside
-        assert flag == h.REGION_FLAGS[sub["region"]]  # flags follow the region
+        inside = inside and _region(raw, value) == sub["region"]  # a subdivision refines its own region
+        if inside:
+            assert band == sub["band"] and flag == h.REGION_FLAGS[sub["region"]]  # flags follow the region
+        elif _region(raw, value) == sub["region"]:
+            assert band != sub["band"] or any(  # another subdivision of the same band may still hold it
+                o["band"] == band and o is not sub for o in bands["subdivisions"])
     if band == "implausible":
         assert flag is None and critical is False
 
@@ -90,7 +106,7 @@ def test_band_edges(analyte, kind, limit, where, value):
     r = h.one(analyte, value)
     got = (r.band, r.flag, r.critical)
     assert got == h.expected_class(h.raw_analyte(analyte), value), got
-    _semantics(analyte, kind, where, *got)
+    _semantics(analyte, kind, where, value, *got)
     assert r.to_dict()["flag"] in (None, "LL", "L", "N", "H", "HH")
 
 
@@ -100,7 +116,7 @@ def test_edge_table_covers_every_limit_kind():
     assert {a for a, *_ in EDGE_CASES} == set(ANALYTES)
 
 
-# Published B12 semantics (S25 interval 200-900; S26 borderline up to 300 inclusive; S37 very high
+# Published B12 semantics (BACL interval 200-900; UCSF S26 borderline 200-300 inclusive; very high
 # from 1000 inclusive), stated as facts rather than read from the file.
 B12_PUBLISHED = [
     (199.999, "deficient", "L"), (200, "borderline", "N"), (250, "borderline", "N"), (300, "borderline", "N"),
@@ -116,12 +132,20 @@ def test_b12_published_cut_offs(value, band, flag):
 
 
 @pytest.mark.parametrize("analyte", ANALYTES)
-def test_implausible_is_flagged_null_and_never_critical(analyte):
-    impl = h.raw_analyte(analyte)["implausible"]
-    for value in (impl["low"] * 0.5, impl["high"] * 1.5):
+def test_implausible_never_silences_a_critical_alarm(analyte):
+    """Beyond the verify limits: critical where a critical limit exists on that side (with
+    `implausible` set), the band `implausible` (flag null, not critical) only where none does."""
+    raw = h.raw_analyte(analyte)
+    impl, crit = raw["implausible"], raw.get("critical") or {}
+    for value, side in ((impl["low"] * 0.5, "low"), (impl["high"] * 1.5, "high")):
         r = h.one(analyte, value)
-        assert (r.band, r.flag, r.critical) == ("implausible", None, False)
-        assert r.to_dict()["flag"] is None
+        assert r.implausible is True and r.to_dict()["implausible"] is True
+        if crit.get(side) is not None:
+            assert r.critical and r.flag == ("LL" if side == "low" else "HH"), (analyte, value, r.band)
+        else:
+            assert (r.band, r.flag, r.critical) == ("implausible", None, False)
+    inside = h.one(analyte, (raw["reference_interval"]["low"] + raw["reference_interval"]["high"]) / 2)
+    assert inside.implausible is False
 
 
 NO_CRITICAL = [a for a in ANALYTES if h.raw_analyte(a).get("critical") is None]
@@ -273,5 +297,7 @@ def test_lab_range_keeps_critical_implausible_and_subdivisions():
     r = h.one("potassium", k["critical"]["low"] * 0.9, reference_range=wide)
     assert (r.band, r.flag, r.critical) == ("critical_low", "LL", True)
     r = h.one("potassium", k["implausible"]["high"] * 1.1, reference_range=LabRange(low=1.2, high=99))
-    assert (r.band, r.flag, r.critical) == ("implausible", None, False)
+    assert (r.band, r.flag, r.critical, r.implausible) == ("critical_high", "HH", True, True)
     assert math.isfinite(r.normalized_value)
+    b12 = h.one("vitamin_b12", 250, reference_range=LabRange(low=301, high=816))
+    assert (b12.band, b12.flag) == ("borderline", "L")  # the decision limits hold inside any interval

@@ -156,12 +156,18 @@ def test_whole_blood_codes(client):
     assert flag(by_id(out)["k"]) == "HH" and flag(by_id(out)["ca"]) == "N"
 
 
+# A dose two days before a low potassium: the note that asks whether it was the first one. Without
+# the start of replacement, a first dose cannot be told from a maintenance dose.
+INJECTED = "potassium-low-b12-injection-start-unknown"
+
+
 def test_low_potassium_two_days_after_a_cyanocobalamin_injection(client):
     out = interpret(client, bundle(patient(), b12_administration(), observation("k", "2823-3", 3.1, "mmol/L")))
     assert flag(by_id(out)["k"]) == "L"
-    assert "potassium-low-after-b12-injection" in findings(out)
-    issue = next(e["resource"] for e in out["entry"] if e["resource"]["resourceType"] == "DetectedIssue")
-    assert issue["patient"] == {"reference": "Patient/p1"} and issue["severity"] in ("moderate", "high")
+    assert INJECTED in findings(out) and "potassium-low-after-b12-injection" not in findings(out)
+    issue = next(e["resource"] for e in out["entry"] if e["resource"]["resourceType"] == "DetectedIssue"
+                 and e["resource"]["code"]["coding"][0]["code"] == INJECTED)
+    assert issue["patient"] == {"reference": "Patient/p1"} and issue["severity"] == "low"  # an info note
     assert issue["implicated"][0]["reference"].startswith("urn:uuid:")
 
 
@@ -176,7 +182,22 @@ def test_low_potassium_two_days_after_a_cyanocobalamin_injection(client):
 ])
 def test_which_medication_resources_count_as_a_recent_injection(client, medication, expect_injection):
     out = interpret(client, bundle(patient(), medication, observation("k", "2823-3", 3.1, "mmol/L")))
-    assert ("potassium-low-after-b12-injection" in findings(out)) == expect_injection
+    assert (INJECTED in findings(out)) == expect_injection
+
+
+def test_a_b12_statement_period_start_is_when_replacement_began(client):
+    """MedicationStatement.effectivePeriod.start of a B12 product is the start of treatment, so a low
+    potassium two days later gets the first-days note; a course begun a year ago does not."""
+    def statement(start: str) -> dict:
+        res = b12_administration(resource="MedicationStatement", text="hydroxocobalamin 1 mg/mL")
+        del res["effectiveDateTime"]
+        res["effectivePeriod"] = {"start": start}
+        return res
+    k = observation("k", "2823-3", 3.1, "mmol/L")
+    early = interpret(client, bundle(patient(), statement("2026-11-19T09:00:00Z"), k))
+    assert "potassium-low-after-b12-injection" in findings(early)
+    late = interpret(client, bundle(patient(), statement("2025-11-19T09:00:00Z"), b12_administration(), k))
+    assert "potassium-low-after-b12-injection" not in findings(late) and INJECTED not in findings(late)
 
 
 def test_medications_by_rxnorm_code_reach_the_notes(client):
@@ -303,13 +324,13 @@ def test_members_take_the_time_a_panel_takes_from_its_report(client):
               "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-21T08:00:00Z",
               "result": [{"reference": "Observation/bmp"}]}
     out = interpret(client, bundle(patient(), b12_administration(), report, panel, k))
-    assert "potassium-low-after-b12-injection" in findings(out)  # the time and subject reached the member
+    assert INJECTED in findings(out)  # the time and subject reached the member
 
 
 def test_a_dose_for_another_patient_does_not_count_when_neither_patient_is_sent(client):
     dose = b12_administration(subject="Patient/someone-else")
     out = interpret(client, bundle(dose, observation("k", "2823-3", 3.1, "mmol/L", subject="Patient/not-sent")))
-    assert "potassium-low-after-b12-injection" not in findings(out)
+    assert INJECTED not in findings(out)
     same = interpret(client, bundle(b12_administration(subject="Patient/not-sent"),
                                     observation("k", "2823-3", 3.1, "mmol/L", subject="Patient/not-sent")))
-    assert "potassium-low-after-b12-injection" in findings(same)  # the same unknown patient still matches
+    assert INJECTED in findings(same)  # the same unknown patient still matches

@@ -6,6 +6,7 @@ text names the file and the field. LABINTERP_RANGES_DIR selects a laboratory's o
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from service.core import KnowledgeError, load_knowledge
 
@@ -13,6 +14,8 @@ try:
     import core_helpers as h
 except ImportError:  # pragma: no cover
     from tests import core_helpers as h
+
+RANGES = h.RANGES
 
 
 def _set(path: str, value):
@@ -80,8 +83,45 @@ def _mislabel_kind(data):
             u["kind"] = "mass_concentration"
 
 
+def _pop(path: str):
+    def change(data):
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        node = data
+        for k in keys[:-1]:
+            node = node[k]
+        node.pop(keys[-1])
+    return change
+
+
 # (case id, how to break the copy, the file the message must name, text(s) the message must contain)
 CASES = [
+    # Format 2: boundaries, titles, rationales and the vocabulary are stated, never assumed.
+    ("critical limit without its boundary", _edit("calcium.yaml", _pop("critical.high_inclusive")),
+     "calcium.yaml", ["critical.high_inclusive"]),
+    ("implausible limit without its boundary", _edit("potassium.yaml", _pop("implausible.low_inclusive")),
+     "potassium.yaml", ["implausible.low_inclusive"]),
+    ("critical alternative without its boundary", _edit("calcium.yaml", _pop("critical_alternatives.0.low_inclusive")),
+     "calcium.yaml", ["critical_alternatives[0].low_inclusive"]),
+    ("critical alternative without an id", _edit("calcium.yaml", _pop("critical_alternatives.0.id")),
+     "calcium.yaml", ["critical_alternatives[0].id"]),
+    ("critical_use naming no alternative", _edit("calcium.yaml", _set("critical_use", "nowhere")),
+     "calcium.yaml", ["critical_use", "nowhere"]),
+    ("critical alternative inside the interval", _edit("potassium.yaml", _set("critical_alternatives.0.low", 4.0)),
+     "potassium.yaml", ["critical_alternatives[0]"]),
+    ("critical limit beyond the implausible one", _edit("potassium.yaml", _set("critical.high", 12)),
+     "potassium.yaml", ["critical", "implausible"]),
+    ("source without a title", _edit("sources.yaml", _pop("sources.S1.title")), "sources.yaml", ["S1", "title"]),
+    ("source of an unknown kind", _edit("sources.yaml", _set("sources.S1.kind", "blog")), "sources.yaml",
+     ["S1", "kind"]),
+    ("note rule without a rationale", _edit("notes.yaml", _pop("notes.0.rationale")), "notes.yaml",
+     ["notes[0].rationale"]),
+    ("missing vocabulary.yaml", _delete("vocabulary.yaml"), "vocabulary.yaml", ["missing"]),
+    ("vocabulary term listed twice", _edit("vocabulary.yaml", lambda v: v["symptoms"].append(dict(v["symptoms"][0]))),
+     "vocabulary.yaml", ["symptoms", "twice"]),
+    ("medication class not in the vocabulary", _edit("medications.yaml", _set("ingredients.6.class", "antacid")),
+     "medications.yaml", ["ingredients[6].class", "antacid"]),
+    ("partition for an unknown sex", _edit("calcium.yaml", _set("partitions.0.sex", "robot")),
+     "calcium.yaml", ["partitions[0].sex", "robot"]),
     ("non-number limit", _edit("potassium.yaml", _set("reference_interval.low", "three point five")),
      "potassium.yaml", ["reference_interval.low"]),
     ("negative limit", _edit("magnesium.yaml", _set("critical.low", -1)), "magnesium.yaml", ["critical.low"]),
@@ -89,7 +129,7 @@ CASES = [
      "potassium.yaml", ["reference_interval", "low"]),
     ("low above high in partition", _edit("calcium.yaml", _set("partitions.0.reference_interval.high", 8.0)),
      "calcium.yaml", ["partitions", "reference_interval", "low"]),
-    ("unknown source tag", _edit("potassium.yaml", _set("reference_interval.source", "S999")),
+    ("unknown source tag", _edit("potassium.yaml", _set("reference_interval.low_source", "S999")),
      "potassium.yaml", ["reference_interval", "S999"]),
     ("unknown loinc source tag", _edit("vitamin_b12.yaml", _set("loinc.0.source", "NOPE")),
      "vitamin_b12.yaml", ["loinc[0].source", "NOPE"]),
@@ -229,3 +269,63 @@ def test_ranges_dir_env_var_pointing_at_a_broken_copy_fails(tmp_path, monkeypatc
 def test_explicit_directory_wins_over_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("LABINTERP_RANGES_DIR", str(tmp_path / "nope"))
     assert load_knowledge(h.RANGES).version == h.raw_knowledge()["version"]
+
+
+def _condition_terms(cond, found):
+    """Every context term a condition names, walking all/any/not."""
+    (key, arg), = cond.items()
+    if key in ("all", "any"):
+        for c in arg:
+            _condition_terms(c, found)
+    elif key == "not":
+        _condition_terms(arg, found)
+    elif key in ("symptom_any", "medication_any", "condition_any", "diet_in"):
+        kind = {"symptom_any": "symptoms", "medication_any": "medications", "condition_any": "conditions",
+                "diet_in": "diet"}[key]
+        found.setdefault(kind, set()).update(arg)
+    return found
+
+
+def test_every_context_term_the_api_accepts_changes_what_is_said():
+    """A term accepted and used by no rule would tell a clinician it was weighed when it was not.
+    Sex is the exception: it selects partitions, which a laboratory's knowledge may define by sex."""
+    vocabulary = yaml.safe_load((RANGES / "vocabulary.yaml").read_text(encoding="utf-8"))
+    used: dict[str, set[str]] = {}
+    for rule in yaml.safe_load((RANGES / "notes.yaml").read_text(encoding="utf-8"))["notes"]:
+        _condition_terms(rule["when"], used)
+    for kind in ("diet", "symptoms", "conditions", "medications"):
+        terms = {t["id"] for t in vocabulary[kind]}
+        assert terms - used.get(kind, set()) == set(), f"{kind} accepted but used by no rule"
+    assert {t["id"] for t in vocabulary["sex"]} == {"female", "male", "other", "unknown"}  # FHIR AdministrativeGender
+
+
+def test_a_laboratory_selects_a_documented_alternative_critical_limit(tmp_path):
+    """`critical_use: augusta` applies Augusta's <= 6.5 / >= 13.0 instead of the default >= 12.0; the
+    default is kept, documented, among the alternatives."""
+    folder = h.copy_ranges(tmp_path)
+    h.edit_yaml(folder, "calcium.yaml", _set("critical_use", "augusta"))
+    kb = load_knowledge(folder)
+    ca = kb.analytes["calcium"]
+    assert (ca.critical.id, ca.critical.high, ca.critical.high_inclusive) == ("augusta", 13.0, True)
+    assert "wakemed" in [a.id for a in ca.critical_alternatives]
+    assert h.one("calcium", 12.5, knowledge=kb).critical is False
+    assert h.one("calcium", 12.5).critical is True  # the bundled default: >= 12.0
+
+
+def test_a_format_1_folder_still_loads_with_its_old_semantics(tmp_path):
+    """Knowledge 2026.11.0 (format 1: no vocabulary.yaml, strict limits) loads, so that
+    `labinterp diff-knowledge` can compare it and an unmigrated laboratory folder still starts."""
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    dest = tmp_path / "old"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "dcb0d55", "reference_ranges"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip("the 2026.11.0 commit is not in this clone's history: " + archive.stderr.decode()[:80])
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    kb = load_knowledge(dest / "reference_ranges")
+    assert (kb.version, kb.format) == ("2026.11.0", 1)
+    assert "diuretic" in kb.vocabulary.ids("medications")
+    assert h.one("calcium", 13.0, knowledge=kb).critical is False  # strict then, as it was

@@ -30,7 +30,9 @@ def _with_factor(kb, analyte_id: str, unit: str, factor: float):
     bad = replace(analyte, factors={**analyte.factors, unit: factor})
     analytes = {**kb.analytes, analyte_id: bad}
     return replace(kb, analytes=analytes, by_name={k: analytes[v.id] for k, v in kb.by_name.items()},
-                   by_loinc={k: analytes[v.id] for k, v in kb.by_loinc.items()})
+                   by_loinc={k: analytes[v.id] for k, v in kb.by_loinc.items()},
+                   names_as_written={k: analytes[v.id] for k, v in kb.names_as_written.items()},
+                   identities={})  # no remembered resolution may point at the good analyte
 
 
 def test_a_wrong_conversion_factor_stops_start_up():

@@ -301,23 +301,29 @@ def test_derive_factors_refuses_molar_unit_without_molar_mass():
         derive_factors(units, "g/dL", molar_mass=None, valence=None)
 
 
-def test_remembered_identities_are_clean_spellings_only_and_bounded():
-    """The core remembers how (analyte, code, unit) spellings resolved; a bad one is never
-    remembered (its problems must be reported every time) and the memory is bounded."""
+def test_identities_are_an_immutable_index_of_clean_spellings_built_at_load():
+    """How exact (analyte, code, unit) spellings resolve is computed once at load; requests never
+    add to it, a bad spelling is reported every time, and other spellings resolve the same way."""
+    from types import MappingProxyType
+
     from service.core import InputError, PanelInput, ResultInput, interpret_panel
-    from service.core.interpret import _IDENTITIES_KEPT
+    from service.core.identify import identify
     from service.core.knowledge import load_knowledge
 
     kb = load_knowledge()
-    good = ResultInput(value=4.0, unit="mmol/L", analyte="potassium")
+    assert isinstance(kb.identities, MappingProxyType)
+    assert ("potassium", None, "mmol/L") in kb.identities and ("k", "2823-3", "meq/L") in kb.identities
+    assert all(not found.problems for found in kb.identities.values())
+    before = dict(kb.identities)
     bad = ResultInput(value=4.0, unit="furlongs", analyte="potassium")
     for _ in range(2):
-        assert interpret_panel(PanelInput((good,)), kb).results[0].band == "normal"
         with pytest.raises(InputError) as err:
             interpret_panel(PanelInput((bad,)), kb)
         assert [p.path for p in err.value.problems] == [("results", 0, "unit")]
-    assert set(kb.identities) == {("potassium", None, "mmol/L")}
-    for i in range(_IDENTITIES_KEPT + 50):  # many distinct clean spellings (case and spaces vary)
-        name = "".join(c.upper() if (i >> k) & 1 else c for k, c in enumerate("potassium")) + " " * (i // 512)
-        interpret_panel(PanelInput((ResultInput(value=4.0, unit="mmol/L", analyte=name),)), kb)
-    assert len(kb.identities) == _IDENTITIES_KEPT
+    odd = ResultInput(value=4.0, unit=" MMOL/l ", analyte="Potassium ")
+    assert interpret_panel(PanelInput((odd,)), kb).results[0].band == "normal"
+    assert dict(kb.identities) == before  # requests changed nothing
+    for key, found in list(kb.identities.items())[:50]:  # the index says what resolving says
+        object.__setattr__(kb, "identities", MappingProxyType({}))
+        assert identify(*key, kb) == found
+        object.__setattr__(kb, "identities", MappingProxyType(before))

@@ -49,6 +49,7 @@ def submit_acceptance_panel(page, base_url: str):
     fill_panel(page, ACCEPTANCE)
     page.get_by_label("Collected on").fill(COLLECTED)
     page.get_by_label("Last vitamin B12 injection").fill(INJECTED)
+    page.get_by_label("B12 replacement started").fill(INJECTED)  # the first dose: potassium may fall
     with page.expect_navigation():
         page.get_by_role("button", name="Interpret").click()
 
@@ -64,7 +65,9 @@ def test_the_acceptance_panel_is_interpreted_and_drawn(page, base_url):
     assert b12.locator("[data-testid=entered]").inner_text() == "Entered: 180 pg/mL"
     notes = b12.locator(".note")
     assert "b12-recent-injection" in [notes.nth(i).get_attribute("data-note-id") for i in range(notes.count())]
-    assert b12.locator(".note .sources").first.inner_text().count(".txt") >= 1  # seed files cited
+    sources = b12.locator(".note .sources").first
+    assert "Vitamin B12 Assay, Serum (Mayo Clinic Laboratories" in sources.inner_text()  # cited by title
+    assert ".txt" not in page.locator("#report").inner_text()  # seed documents by title, not file name
     panel = page.locator("#panel-notes .note")
     assert panel.count() >= 1 and "potassium-low-after-b12-injection" in [
         panel.nth(i).get_attribute("data-note-id") for i in range(panel.count())]

@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 
 from service.app import create_app
 from service.config import Settings
-from service.core.vocabulary import CONDITIONS, DIETS, MEDICATIONS, SEXES, SYMPTOMS
+from service.core import load_knowledge
+
+_VOCAB = load_knowledge().vocabulary
+SEXES, DIETS, MEDICATIONS, SYMPTOMS, CONDITIONS = (
+    _VOCAB.ids(k) for k in ("sex", "diet", "medications", "symptoms", "conditions"))
 
 from .core_helpers import load_yaml
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..core.classify import concern
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
-from ..core.report import PanelReport, ResultReport, tidy
+from ..core.report import Note, PanelReport, ResultReport, tidy
 from ..fhir.interpret import interpret_read
 from ..fhir.observations import Mapped
 from ..fhir.outcome import FhirError
@@ -162,8 +162,14 @@ def _result_card(r: ResultReport, kb: Knowledge, collected: datetime | None) -> 
     return _card(summary, indicator, when + _detail(r.notes, kb), kb)
 
 
+def _source_links(n: Note) -> str:
+    """Markdown: each source's title, linked when its reference is a URL."""
+    return "; ".join(f"[{c.title}]({c.reference})" if c.reference.startswith(("https://", "http://"))
+                     else f"{c.title} ({c.reference})" for c in n.citations)
+
+
 def _detail(notes: Any, kb: Knowledge) -> str:
-    lines = [f"- **{n.severity}**: {n.text}  \n  Sources: {'; '.join(n.sources)}" for n in notes]
+    lines = [f"- **{n.severity}**: {n.text}  \n  Sources: {_source_links(n)}" for n in notes]
     return "\n".join(lines) + f"\n\n_{kb.disclaimer}_" if lines else f"_{kb.disclaimer}_"
 
 

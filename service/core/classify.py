@@ -17,6 +17,7 @@ class Classification(NamedTuple):
     band: str
     flag: str | None
     critical: bool
+    implausible: bool = False  # beyond the plausibility limits: verify the specimen, the unit, the entry
 
 
 class Interval(NamedTuple):
@@ -44,29 +45,44 @@ def select_limits(analyte: Analyte, patient: Patient) -> tuple[Interval, Limits 
     return Interval(ri.low, ri.high, "default", ri.low_source, ri.high_source), analyte.critical
 
 
-def _lt(v: float, side: int, t: float) -> bool:
-    """v (or a value infinitesimally beside it, by side) < t."""
-    return v < t or (v == t and side < 0)
+def _beyond_low(v: float, side: int, limit: float, inclusive: bool) -> bool:
+    """v (or, by side -1/+1, a value infinitesimally below/above it) lies beyond a low limit; a value
+    equal to an inclusive limit is beyond it ("<= 6.5"), to an exclusive one it is not ("< 6.5")."""
+    return v < limit or (v == limit and (side < 0 or (side == 0 and inclusive)))
 
 
-def _gt(v: float, side: int, t: float) -> bool:
-    return v > t or (v == t and side > 0)
+def _beyond_high(v: float, side: int, limit: float, inclusive: bool) -> bool:
+    return v > limit or (v == limit and (side > 0 or (side == 0 and inclusive)))
+
+
+def beyond(limits: Limits, v: float, side: int = 0) -> int:
+    """-1 beyond the low limit, +1 beyond the high one, 0 between them."""
+    if limits.low is not None and _beyond_low(v, side, limits.low, limits.low_inclusive):
+        return -1
+    if limits.high is not None and _beyond_high(v, side, limits.high, limits.high_inclusive):
+        return 1
+    return 0
 
 
 def classify_point(analyte: Analyte, v: float, interval: Interval, critical: Limits | None, side: int = 0) -> Classification:
-    """Band of one value; side -1/+1 means just below/above v (for censored bounds)."""
-    impl = analyte.implausible
-    if (impl.low is not None and _lt(v, side, impl.low)) or (impl.high is not None and _gt(v, side, impl.high)):
-        return Classification("implausible", None, False)
+    """Band of one value; side -1/+1 means just below/above v (for censored bounds).
+
+    A value beyond a critical limit is critical, whatever else is true of it: an implausible value
+    (beyond the plausibility limits) adds a request to verify, never replaces the alarm. Only where
+    no critical limit exists on that side is "implausible" the band itself."""
+    implausible = beyond(analyte.implausible, v, side) != 0
     bands = analyte.bands
     if critical is not None:
-        if critical.low is not None and bands.critical_below and _lt(v, side, critical.low):
-            return Classification(bands.critical_below, "LL", True)
-        if critical.high is not None and bands.critical_above and _gt(v, side, critical.high):
-            return Classification(bands.critical_above, "HH", True)
-    if interval.low is not None and _lt(v, side, interval.low):
+        where = beyond(critical, v, side)
+        if where < 0 and bands.critical_below:
+            return Classification(bands.critical_below, "LL", True, implausible)
+        if where > 0 and bands.critical_above:
+            return Classification(bands.critical_above, "HH", True, implausible)
+    if implausible:
+        return Classification("implausible", None, False, True)
+    if interval.low is not None and _beyond_low(v, side, interval.low, False):  # the interval holds its limits
         region = "below"
-    elif interval.high is not None and _gt(v, side, interval.high):
+    elif interval.high is not None and _beyond_high(v, side, interval.high, False):
         region = "above"
     else:
         region = "within"
@@ -74,29 +90,28 @@ def classify_point(analyte: Analyte, v: float, interval: Interval, critical: Lim
     for sub in bands.subdivisions:
         if sub.region != region:
             continue
-        if sub.upper is not None and (_lt(v, side, sub.upper) or (sub.upper_inclusive and not _gt(v, side, sub.upper))):
+        if sub.upper is not None and not _beyond_high(v, side, sub.upper, not sub.upper_inclusive):
             band = sub.band
-        if sub.lower is not None and (_gt(v, side, sub.lower) or (sub.lower_inclusive and not _lt(v, side, sub.lower))):
+        if sub.lower is not None and not _beyond_low(v, side, sub.lower, not sub.lower_inclusive):
             band = sub.band
     return Classification(band, REGION_FLAGS[region], False)
 
 
 def classify(analyte: Analyte, v: float, comparator: str | None, interval: Interval,
              critical: Limits | None) -> Classification:
-    """Band of a measured or censored value."""
+    """Band of a measured or censored value: a censored one has a band only when everything it allows,
+    down (or up) to the plausibility limit, shares one."""
     if comparator is None:
         return classify_point(analyte, v, interval, critical)
     impl = analyte.implausible
     if comparator in ("<", "<="):
         near = classify_point(analyte, v, interval, critical, -1 if comparator == "<" else 0)
-        far_value = impl.low if impl.low is not None else 0.0
+        # the lowest plausible value: the limit itself, or just above it when the limit is inclusive
+        far = classify_point(analyte, impl.low, interval, critical, int(impl.low_inclusive)) if impl.low is not None else near
     else:
         near = classify_point(analyte, v, interval, critical, 1 if comparator == ">" else 0)
-        far_value = impl.high if impl.high is not None else v
-    if near.band == "implausible":
-        return near
-    far = classify_point(analyte, far_value, interval, critical)
-    if far.band == near.band:
+        far = classify_point(analyte, impl.high, interval, critical, -int(impl.high_inclusive)) if impl.high is not None else near
+    if near.implausible or far.band == near.band:
         return near
     return Classification("indeterminate", None, False)
 

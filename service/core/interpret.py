@@ -5,12 +5,13 @@ import functools
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from .classify import Interval, classify, select_limits
+from .classify import Interval, classify, classify_point, select_limits
 from .errors import InputError, Problem
-from .knowledge import Analyte, Knowledge, NoteRule, load_knowledge
+from .identify import identify
+from .knowledge import LAB_SOURCE, Analyte, Knowledge, NoteRule, load_knowledge
 from .model import LabRange, PanelInput, Patient, ResultInput
-from .report import Note, PanelReport, RangeUsed, ResultReport, is_exact
-from .rules import Env, Fact
+from .report import DerivedValue, Note, PanelReport, RangeUsed, ResultReport, is_exact
+from .rules import PLACEHOLDERS, Env, Fact
 from .units import Unit
 from .values import parse_value
 from .vocabulary import COMPARATORS
@@ -67,67 +68,10 @@ class _Checked(NamedTuple):
     lab_range: tuple[float | None, float | None, str] | None
 
 
-_Identity = tuple[Analyte | None, Unit | None, str | None, list[Problem]]
-_IDENTITIES_KEPT = 4096  # distinct (analyte, code, unit) spellings remembered per knowledge
-
-
-def _identify(analyte_text: str | None, code: str | None, unit_text: str | None, kb: Knowledge) -> _Identity:
-    """Which analyte, unit and LOINC code a result names; depends on those three strings only."""
-    problems: list[Problem] = []
-    analyte: Analyte | None = None
-    loinc = None
-    if analyte_text is None and code is None:
-        problems.append(Problem(("analyte",), "name the analyte (`analyte`) or its LOINC code (`code`)"))
-    if analyte_text is not None:
-        analyte = kb.find_analyte(analyte_text)
-        if analyte is None:
-            problems.append(Problem(("analyte",), f"unknown analyte; known: {sorted(kb.analytes)}"))
-    if code is not None:
-        by_code = kb.by_loinc.get(code)
-        if by_code is None:
-            problems.append(Problem(("code",), f"not a LOINC code this service interprets; known: {sorted(kb.by_loinc)}"))
-        elif analyte is not None and by_code is not analyte:
-            problems.append(Problem(("code",), f"LOINC {code} is {by_code.id}, not {analyte.id}"))
-            analyte = None
-        elif analyte_text is None or analyte is not None:
-            analyte, loinc = by_code, code
-    unit = None
-    if unit_text is None:
-        problems.append(Problem(("unit",), "unit is required"))
-    else:
-        unit = kb.units.lookup(unit_text)
-        if unit is None:
-            problems.append(Problem(("unit",), "unknown unit; send one of the accepted units listed by GET /v1/analytes"))
-        elif analyte is not None and unit.id not in analyte.factors:
-            problems.append(Problem(("unit",), f"{unit.id} ({unit.kind.replace('_', ' ')}) is not accepted for "
-                                               f"{analyte.id}; accepted: {list(analyte.units)}"))
-            unit = None
-        elif analyte is not None and loinc is not None:
-            prop = next(c.property for c in analyte.loinc if c.code == loinc)
-            if (unit.kind == "mass_concentration") != (prop == "MCnc"):
-                problems.append(Problem(("unit",), f"{unit.id} is a {unit.kind.replace('_', ' ')} but LOINC {loinc} "
-                                                   f"reports {'mass' if prop == 'MCnc' else 'substance'} concentration"))
-                unit = None
-    if analyte is not None and unit is not None and loinc is None:
-        loinc = analyte.loinc_for_kind(unit.kind)
-    return analyte, unit, loinc, problems
-
-
-def _identity(item: ResultInput, kb: Knowledge) -> _Identity:
-    """_identify, remembered for spellings that resolved cleanly (a panel repeats a handful of them)."""
-    key = (item.analyte, item.code, item.unit)
-    known = kb.identities.get(key)
-    if known is not None:
-        return known[0], known[1], known[2], []
-    found = _identify(item.analyte, item.code, item.unit, kb)
-    if not found[3] and len(kb.identities) < _IDENTITIES_KEPT:
-        kb.identities[key] = found[:3]
-    return found
-
-
 def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Problem]]:
     """Check one result's analyte, code, unit, value and lab range; paths are relative to the result."""
-    analyte, unit, loinc, problems = _identity(item, kb)
+    analyte, unit, loinc, found = identify(item.analyte, item.code, item.unit, kb)
+    problems = list(found)
     value, comparator = 0.0, None
     if item.comparator is not None and item.comparator not in COMPARATORS:
         problems.append(Problem(("comparator",), f"must be one of {list(COMPARATORS)}"))
@@ -190,23 +134,23 @@ def _lab_interval(lab: tuple[float | None, float | None, str], default: Interval
     return Interval(low, high, "laboratory", low_source, high_source)
 
 
-LAB_SOURCE = "laboratory"
-
-
-def _derived(values: list[tuple[str, float, bool]], kb: Knowledge) -> dict[str, str]:
-    """Values computed from several results: (analyte, canonical value, exact) for each result."""
-    out: dict[str, str] = {}
-    ca = next((v for a, v, exact in values if a == "calcium" and exact), None)
-    alb = next((v for a, v, exact in values if a == "albumin" and exact), None)
+def _albumin_adjusted(classified: list[tuple[Fact, tuple]], kb: Knowledge,
+                      intervals: dict[str, Interval]) -> DerivedValue | None:
+    """Total calcium adjusted for albumin (the analyte file's coefficient and nominal albumin), from
+    exact results of the same panel, classified against the interval applied to that calcium."""
+    ca = next((head for fact, head in classified if fact.analyte == "calcium" and fact.exact), None)
+    alb = next((head for fact, head in classified if fact.analyte == "albumin" and fact.exact), None)
     calcium = kb.analytes.get("calcium")
-    if ca is not None and alb is not None and calcium and calcium.albumin_adjustment:
-        adj = calcium.albumin_adjustment
-        value = ca + adj["coefficient"] * (adj["nominal_albumin"] - alb)
-        text = f"{value:.1f} {calcium.canonical_unit}"
-        if "mmol/L" in calcium.factors:
-            text += f" ({value / calcium.factors['mmol/L']:.2f} mmol/L)"
-        out["albumin_adjusted_calcium"] = text
-    return out
+    if ca is None or alb is None or calcium is None or not calcium.albumin_adjustment:
+        return None
+    adj = calcium.albumin_adjustment
+    value = ca[6] + adj["coefficient"] * (adj["nominal_albumin"] - alb[6])
+    text = f"{value:.1f} {calcium.canonical_unit}"
+    if "mmol/L" in calcium.factors:
+        text += f" ({value / calcium.factors['mmol/L']:.2f} mmol/L)"
+    c = classify_point(calcium, value, intervals[ca[0]], None)
+    return DerivedValue("albumin_adjusted_calcium", value, calcium.canonical_unit, "calcium", c.band, c.flag,
+                        (ca[0], alb[0]), text)
 
 
 def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
@@ -215,15 +159,17 @@ def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
         if not rule.placeholders:
             if rule.test(env):
                 notes.append(rule.note)
-        elif all(p in env.derived for p in rule.placeholders) and rule.test(env):
-            notes.append(Note(rule.id, rule.severity, rule.text.format_map(env.derived), rule.references))
+            continue
+        values = {p: PLACEHOLDERS[p](env) for p in rule.placeholders}
+        if None not in values.values() and rule.test(env):
+            notes.append(Note(rule.id, rule.severity, rule.text.format_map(values), rule.references, rule.citations))
     return tuple(notes)
 
 
 def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
-              kb: Knowledge) -> tuple[Fact, tuple]:
-    """The result's fact (what rules see) and its report's fields but the notes, which need every
-    result's fact first."""
+              kb: Knowledge) -> tuple[Fact, tuple, Interval]:
+    """The result's fact (what rules see), its report's fields but the notes (which need every
+    result's fact first), and the interval applied."""
     analyte = r.analyte
     interval, critical = select_limits(analyte, patient)
     if r.lab_range is not None:
@@ -231,14 +177,14 @@ def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
     factor = analyte.factors[r.unit.id]
     canonical = r.value * factor
     c = classify(analyte, canonical, r.comparator, interval, critical)
-    fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band))
+    fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band, c.implausible), c.implausible)
     low, high, unit_text = interval.low, interval.high, item.unit or r.unit.id
+    cited = kb.range_source(interval.low_source, interval.high_source)
     used = RangeUsed(low, high, analyte.canonical_unit,
                      None if low is None else low / factor, None if high is None else high / factor,
-                     unit_text, interval.origin, kb.source_text(interval.low_source, interval.high_source, LAB_SOURCE),
-                     critical.low if critical else None, critical.high if critical else None)
+                     unit_text, interval.origin, cited.text, critical, cited.citations)
     return fact, (rid, analyte.id, r.loinc, item.value, r.comparator, unit_text, canonical,
-                  analyte.canonical_unit, c.band, c.flag, c.critical, used)
+                  analyte.canonical_unit, c.band, c.flag, c.critical, used), interval
 
 
 def _time_problems(panel: PanelInput) -> list[Problem]:
@@ -262,14 +208,16 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     if time_problems:
         raise InputError(time_problems)
     classified = [_classify(rid, item, r, panel.patient, kb) for rid, item, r in resolved]
-    facts = [fact for fact, _ in classified]
+    facts = [fact for fact, _, _ in classified]
     collected = panel.collected_at or now or datetime.now(timezone.utc)
-    derived = _derived([(fact.analyte, head[6], fact.exact) for fact, head in classified], kb)
+    adjusted = _albumin_adjusted([(f, head) for f, head, _ in classified], kb,
+                                 {head[0]: interval for _, head, interval in classified})
+    derived = {adjusted.id: adjusted} if adjusted else {}
     env = Env(facts, panel.patient, panel.context, collected, derived)
     final = []
-    for fact, head in classified:
+    for fact, head, _ in classified:
         rules = kb.notes_for(fact.analyte, fact.band)
-        notes = _notes(rules, Env(facts, panel.patient, panel.context, collected, derived, fact)) if rules else ()
-        final.append(ResultReport(*head, notes))
+        notes = _notes(rules, env._replace(this=fact)) if rules else ()
+        final.append(ResultReport(*head, notes, fact.implausible))
     panel_notes = _notes(kb.panel_notes, env)
-    return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer)
+    return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer, tuple(derived.values()))

@@ -10,23 +10,28 @@ import functools
 import os
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import yaml
 from marshmallow import Schema, ValidationError
 
 from . import knowledge_schema as ks
 from .errors import KnowledgeError, flatten_messages
-from .report import Note
+from .identify import clean_identities
+from .report import Citation, Note
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
-from .rules import Predicate, RuleError, bands_needed, compile_condition
-from .units import Unit, UnitCatalogue, check_kind, derive_factors
+from .rules import PLACEHOLDERS, Predicate, RuleError, RuleScope, bands_needed, compile_condition
+from .units import Unit, UnitCatalogue, check_kind, derive_factors, property_of_kind
+from .vocabulary import Term, Vocabulary
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "reference_ranges"
-RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml"}
+RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml",
+                  "vocabulary.yaml"}
 DERIVED_VALUES = ("albumin_adjusted_calcium",)
+SEED_KIND = "consumer"  # the seed documents are consumer texts: facts from them need a clinical source too
 
 
 @dataclass(frozen=True)
@@ -34,19 +39,35 @@ class Source:
     tag: str
     citation: str
     url: str | None
+    title: str | None = None
+    kind: str | None = None
+    read: str | None = None
+    unconfirmed: str | None = None
 
     @property
     def reference(self) -> str:
         """What a response cites: the URL when there is one, else the citation."""
         return self.url or self.citation
 
+    @property
+    def shown(self) -> str:
+        """What people are shown: the publisher's title (format 1 folders have only a citation)."""
+        return self.title or self.citation
+
 
 @dataclass(frozen=True)
 class Limits:
+    """Two limits with their sources. `low_inclusive` / `high_inclusive`: a value equal to a critical
+    or implausible limit is beyond it (unused for the reference interval, which holds its limits)."""
+
     low: float | None
     high: float | None
     low_source: str | None
     high_source: str | None
+    low_inclusive: bool = False
+    high_inclusive: bool = False
+    id: str | None = None
+    why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,7 @@ class Bands:
             out += [s.band for s in subs if s.lower is not None]
         if self.critical_above:
             out.append(self.critical_above)
-        return tuple(out)
+        return tuple(dict.fromkeys(out))  # a band may refine two regions (B12 borderline)
 
 
 @dataclass(frozen=True)
@@ -118,10 +139,11 @@ class Analyte:
     bands: Bands
     albumin_adjustment: Mapping[str, Any] | None
     sources: Mapping[str, str]  # field -> source tag, for the catalogue endpoint
+    critical_alternatives: tuple[Limits, ...] = ()  # documented, not applied (a lab may select one)
 
     def loinc_for_kind(self, kind: str) -> str:
         """The primary serum/plasma LOINC code matching a unit kind (mass vs molar)."""
-        prop = "MCnc" if kind == "mass_concentration" else "SCnc"
+        prop = property_of_kind(kind)
         for code in self.loinc:
             if code.property == prop and code.specimen == "serum_plasma":
                 return code.code
@@ -140,15 +162,31 @@ class NoteRule:
     placeholders: tuple[str, ...]
     test: Predicate
     bands: frozenset[str] | None = None  # result scope: the only bands it can fire for (None: any)
+    citations: tuple[Citation, ...] = ()  # the references with their titles, for people
+    rationale: str | None = None
+    when: Any = None  # the condition as written, for the rule table
 
     @functools.cached_property
     def note(self) -> Note:
         """The note this rule adds when its text has no placeholders: built once, shared (immutable)."""
-        return Note(self.id, self.severity, self.text, self.references)
+        return Note(self.id, self.severity, self.text, self.references, self.citations)
+
+
+LAB_SOURCE = "laboratory"  # the tag of a limit the laboratory sent with the result
+
+
+class RangeSource(NamedTuple):
+    """What a response cites for an interval's two sides: references joined, and with titles."""
+
+    text: str
+    citations: tuple[Citation, ...]
 
 
 @dataclass(frozen=True)
 class Knowledge:
+    """Everything the service knows, validated; built once by load_knowledge and never changed after
+    (requests only read it, so one instance is shared by every request and thread)."""
+
     directory: Path
     version: str
     name: str
@@ -161,60 +199,62 @@ class Knowledge:
     by_loinc: Mapping[str, Analyte]
     notes: tuple[NoteRule, ...]
     medications: MedicationCatalogue
-
-    @functools.cached_property
-    def result_notes(self) -> Mapping[str, tuple[NoteRule, ...]]:
-        """Result-scope rules by analyte, grouped once rather than on every request."""
-        grouped: dict[str, tuple[NoteRule, ...]] = {}
-        for rule in self.notes:
-            if rule.scope == "result" and rule.analyte:
-                grouped[rule.analyte] = grouped.get(rule.analyte, ()) + (rule,)
-        return grouped
-
-    @functools.cached_property
-    def panel_notes(self) -> tuple[NoteRule, ...]:
-        return tuple(r for r in self.notes if r.scope == "panel")
-
-    @functools.cached_property
-    def _notes_by_band(self) -> dict[tuple[str, str], tuple[NoteRule, ...]]:
-        out: dict[tuple[str, str], tuple[NoteRule, ...]] = {}
-        for analyte, rules in self.result_notes.items():
-            for band in (*self.analytes[analyte].bands.order(), *ks.SPECIAL_BANDS):
-                out[(analyte, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
-        return out
+    format: int
+    vocabulary: Vocabulary
+    seed_titles: Mapping[str, str]
+    # Indexes, derived from the above in load_knowledge:
+    names_as_written: Mapping[str, Analyte]  # ids and aliases exactly as written in the files
+    panel_notes: tuple[NoteRule, ...]
+    rules_by_band: Mapping[tuple[str, str], tuple[NoteRule, ...]]  # (analyte, band) -> result rules
+    range_sources: Mapping[tuple[str | None, str | None], RangeSource]
+    # (analyte, code, unit) exactly as the files spell them -> their resolution (core.identify).
+    identities: Mapping[tuple[str | None, str | None, str | None], Any] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
         """The result-scope rules that can fire for a result of this analyte and band, in file order."""
-        return self._notes_by_band.get((analyte, band), ())
-
-    @functools.cached_property
-    def identities(self) -> dict[tuple[str | None, str | None, str | None], tuple[Analyte, Unit, str]]:
-        """(analyte, code, unit) as written -> what they resolved to; filled by the core, bounded."""
-        return {}
-
-    @functools.cached_property
-    def _names_as_written(self) -> dict[str, Analyte]:
-        return {n: a for a in self.analytes.values() for n in (a.id, *a.aliases)}
+        return self.rules_by_band.get((analyte, band), ())
 
     def find_analyte(self, name: str) -> Analyte | None:
-        exact = self._names_as_written.get(name)  # the common case, without folding
+        exact = self.names_as_written.get(name)  # the common case, without folding
         if exact is not None:
             return exact
         return self.by_name.get(name_key(name)) if len(name) <= 64 else None
 
-    @functools.cached_property
-    def _source_texts(self) -> dict[tuple[str | None, str | None], str]:
-        return {}
+    def citations(self, tags: Any) -> tuple[Citation, ...]:
+        """Seed files and source tags as (title, reference, kind), each once, in order."""
+        return _citations(tags, self.seed_titles, self.sources)
 
-    def source_text(self, low_tag: str | None, high_tag: str | None, lab_tag: str) -> str:
-        """What a response cites for an interval's two sides (computed once per pair of tags)."""
-        key = (low_tag, high_tag)
-        text = self._source_texts.get(key)
-        if text is None:
-            tags = dict.fromkeys(t for t in key if t)
-            text = "; ".join(lab_tag if t == lab_tag else self.sources[t].reference for t in tags)
-            self._source_texts[key] = text
-        return text
+    def range_source(self, low_tag: str | None, high_tag: str | None) -> RangeSource:
+        return self.range_sources[(low_tag, high_tag)]
+
+
+def _citations(tags: Any, seed_titles: Mapping[str, str], sources: Mapping[str, Source]) -> tuple[Citation, ...]:
+    out: list[Citation] = []
+    for t in dict.fromkeys(t for t in tags if t):
+        if t == LAB_SOURCE:
+            out.append(Citation("The laboratory's own reference interval", LAB_SOURCE, "laboratory"))
+        elif t in seed_titles:
+            out.append(Citation(seed_titles[t], t, SEED_KIND))
+        else:
+            src = sources[t]
+            out.append(Citation(src.shown, src.reference, src.kind or "unspecified"))
+    return tuple(out)
+
+
+def _range_sources(analytes: Mapping[str, Analyte], seed_titles: Mapping[str, str],
+                   sources: Mapping[str, Source]) -> dict[tuple[str | None, str | None], RangeSource]:
+    """Every pair of interval tags a result can carry: each interval's own, and the laboratory's on
+    either side or both."""
+    pairs: set[tuple[str | None, str | None]] = {(LAB_SOURCE, LAB_SOURCE)}
+    for a in analytes.values():
+        for ri in (a.reference_interval, *(p.reference_interval for p in a.partitions)):
+            pairs |= {(ri.low_source, ri.high_source), (LAB_SOURCE, ri.high_source), (ri.low_source, LAB_SOURCE)}
+    out = {}
+    for pair in pairs:
+        cites = _citations(pair, seed_titles, sources)
+        out[pair] = RangeSource("; ".join(c.reference for c in cites), cites)
+    return out
 
 
 def name_key(text: str) -> str:
@@ -245,16 +285,60 @@ def _limits(raw: Mapping[str, Any] | None) -> Limits | None:
     if raw is None:
         return None
     shared = raw.get("source")
-    return Limits(raw.get("low"), raw.get("high"), raw.get("low_source", shared), raw.get("high_source", shared))
+    return Limits(raw.get("low"), raw.get("high"), raw.get("low_source", shared), raw.get("high_source", shared),
+                  bool(raw.get("low_inclusive", False)), bool(raw.get("high_inclusive", False)),
+                  raw.get("id"), raw.get("why"))
 
 
 def _check_tags(file: str, tags: Mapping[str, str | None], sources: Mapping[str, Source]) -> None:
-    for field, tag in tags.items():
+    for field_name, tag in tags.items():
         if tag is not None and tag not in sources:
-            raise KnowledgeError(file, field, f"source {tag!r} is not in sources.yaml")
+            raise KnowledgeError(file, field_name, f"source {tag!r} is not in sources.yaml")
 
 
-def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapping[str, Source]) -> Analyte:
+def _limit_tags(key: str, raw: Mapping[str, Any] | None) -> dict[str, str | None]:
+    lim = _limits(raw)
+    return {} if lim is None else {f"{key}.low_source": lim.low_source, f"{key}.high_source": lim.high_source}
+
+
+def _require_boundaries(file: str, key: str, raw: Mapping[str, Any] | None) -> None:
+    """Format 2: every critical and implausible limit says whether the limit value itself is beyond it,
+    as its source does ("<= 6.5" or "< 6.5"), instead of a convention nobody can check."""
+    for side in ("low", "high"):
+        if raw is not None and raw.get(side) is not None and f"{side}_inclusive" not in raw:
+            raise KnowledgeError(file, f"{key}.{side}_inclusive",
+                                 "state whether a value equal to the limit is beyond it (true or false), as the source does")
+
+
+def _check_critical(file: str, key: str, crit: Limits, ri: Limits, impl: Limits) -> None:
+    if (crit.low is not None and crit.low > ri.low) or (crit.high is not None and crit.high < ri.high):  # type: ignore[operator]
+        raise KnowledgeError(file, key, "critical limits must lie outside the reference interval")
+    if (crit.low is not None and crit.low < impl.low) or (crit.high is not None and crit.high > impl.high):  # type: ignore[operator]
+        raise KnowledgeError(file, key, "critical limits must lie inside the implausible limits")
+
+
+def _chosen_critical(file: str, raw: dict[str, Any]) -> tuple[Limits | None, tuple[Limits, ...]]:
+    """The critical limits applied and the documented alternatives; `critical_use` selects one."""
+    applied = _limits(raw["critical"])
+    others = tuple(_limits(a) for a in raw["critical_alternatives"])  # type: ignore[misc]
+    for i, alt in enumerate(others):
+        if alt is None or alt.id is None:
+            raise KnowledgeError(file, f"critical_alternatives[{i}].id", "an alternative needs an id")
+    ids = [a.id for a in others] + ([applied.id] if applied and applied.id else [])
+    if len(ids) != len(set(ids)):
+        raise KnowledgeError(file, "critical_alternatives", "ids must be unique")
+    use = raw.get("critical_use")
+    if use is None or (applied is not None and applied.id == use):
+        return applied, others  # type: ignore[return-value]
+    chosen = next((a for a in others if a.id == use), None)
+    if chosen is None:
+        raise KnowledgeError(file, "critical_use", f"{use!r} is not the id of a critical alternative; known: {ids}")
+    rest = tuple(a for a in others if a is not chosen) + ((applied,) if applied is not None else ())
+    return chosen, rest  # type: ignore[return-value]
+
+
+def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapping[str, Source],
+             fmt: int, sexes: tuple[str, ...]) -> Analyte:
     if raw["id"] + ".yaml" != file:
         raise KnowledgeError(file, "id", f"{raw['id']!r} does not match the file name")
     for i, unit_id in enumerate(raw["units"]):
@@ -262,9 +346,9 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
             raise KnowledgeError(file, f"units[{i}]", f"{unit_id!r} is not in units.yaml")
     tags: dict[str, str | None] = {}
     for key in ("reference_interval", "critical", "implausible"):
-        lim = _limits(raw.get(key))
-        if lim:
-            tags[f"{key}.low_source"], tags[f"{key}.high_source"] = lim.low_source, lim.high_source
+        tags |= _limit_tags(key, raw.get(key))
+    for i, alt in enumerate(raw["critical_alternatives"]):
+        tags |= _limit_tags(f"critical_alternatives[{i}]", alt)
     for key in ("molar_mass", "valence", "albumin_adjustment"):
         if raw.get(key):
             tags[f"{key}.source"] = raw[key]["source"]
@@ -274,15 +358,27 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
         tags[f"bands.subdivisions[{i}].source"] = sub["source"]
     for i, part in enumerate(raw["partitions"]):
         tags[f"partitions[{i}].reference_interval.source"] = part["reference_interval"].get("source")
+        tags |= _limit_tags(f"partitions[{i}].critical", part.get("critical"))
+        if part.get("sex") is not None and part["sex"] not in sexes:
+            raise KnowledgeError(file, f"partitions[{i}].sex", f"{part['sex']!r} is not a sex in vocabulary.yaml")
     _check_tags(file, tags, sources)
-    ri, impl, crit = _limits(raw["reference_interval"]), _limits(raw["implausible"]), _limits(raw["critical"])
+    if fmt >= 2:
+        for key in ("critical", "implausible"):
+            _require_boundaries(file, key, raw.get(key))
+        for i, alt in enumerate(raw["critical_alternatives"]):
+            _require_boundaries(file, f"critical_alternatives[{i}]", alt)
+        for i, part in enumerate(raw["partitions"]):
+            _require_boundaries(file, f"partitions[{i}].critical", part.get("critical"))
+    ri, impl = _limits(raw["reference_interval"]), _limits(raw["implausible"])
     assert ri is not None and impl is not None
     if ri.low is None or ri.high is None or impl.low is None or impl.high is None:
         raise KnowledgeError(file, "reference_interval", "default and implausible limits need low and high")
     if not impl.low <= ri.low <= ri.high <= impl.high:
         raise KnowledgeError(file, "reference_interval", "must lie within the implausible limits")
-    if crit and ((crit.low is not None and crit.low > ri.low) or (crit.high is not None and crit.high < ri.high)):
-        raise KnowledgeError(file, "critical", "critical limits must lie outside the reference interval")
+    crit, alternatives = _chosen_critical(file, raw)
+    for key, lim in (("critical", crit), *((f"critical_alternatives[{i}]", a) for i, a in enumerate(alternatives))):
+        if lim is not None:
+            _check_critical(file, key, lim, ri, impl)
     b = raw["bands"]
     if crit and ((crit.low is not None) != bool(b.get("critical_below")) or (crit.high is not None) != bool(b.get("critical_above"))):
         raise KnowledgeError(file, "bands", "critical bands and critical limits must come together")
@@ -294,7 +390,7 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
     return Analyte(
         id=raw["id"], name=raw["name"], aliases=tuple(raw["aliases"]),
         loinc=tuple(LoincCode(**c) for c in raw["loinc"]),
-        canonical_unit=raw["canonical_unit"], units=tuple(raw["units"]), factors=factors,
+        canonical_unit=raw["canonical_unit"], units=tuple(raw["units"]), factors=MappingProxyType(factors),
         molar_mass=(raw["molar_mass"] or {}).get("value"), valence=(raw["valence"] or {}).get("value"),
         reference_interval=ri,
         partitions=tuple(Partition(p.get("age_min"), p.get("age_max"), p.get("sex"),
@@ -304,14 +400,33 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
         bands=Bands(b["below"], b["within"], b["above"], b.get("critical_below"), b.get("critical_above"),
                     tuple(Subdivision(s["band"], s["region"], s.get("upper"), s["upper_inclusive"], s.get("lower"),
                                       s["lower_inclusive"], s["source"]) for s in b["subdivisions"])),
-        albumin_adjustment=raw["albumin_adjustment"],
-        sources={k: v for k, v in tags.items() if v},
+        albumin_adjustment=MappingProxyType(raw["albumin_adjustment"]) if raw["albumin_adjustment"] else None,
+        sources=MappingProxyType({k: v for k, v in tags.items() if v}),
+        critical_alternatives=alternatives,
     )
 
 
-def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seeds: tuple[str, ...],
-           sources: Mapping[str, Source]) -> tuple[NoteRule, ...]:
+def _note_references(where: str, raw_sources: list[str], seeds: tuple[str, ...],
+                     sources: Mapping[str, Source]) -> list[str]:
+    refs: list[str] = []
+    for j, s in enumerate(raw_sources):
+        if s in seeds:
+            refs.append(s)
+        elif s in sources and sources[s].url:
+            refs.append(sources[s].reference)
+        elif s in sources:
+            raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
+                                 f"{s!r} has no URL; a note cites seed files or sources with a URL")
+        else:
+            raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
+                                 f"{s!r} is neither a seed in knowledge.yaml nor a tag in sources.yaml")
+    return refs
+
+
+def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Mapping[str, str],
+           sources: Mapping[str, Source], vocabulary: Vocabulary, fmt: int) -> tuple[NoteRule, ...]:
     all_bands = sorted({band for a in analytes.values() for band in a.bands.order()} | set(ks.SPECIAL_BANDS))
+    seeds = tuple(seed_titles)
     rules: list[NoteRule] = []
     seen: set[str] = set()
     for i, r in enumerate(raw["notes"]):
@@ -321,32 +436,61 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seeds: tuple[st
         seen.add(r["id"])
         if r.get("analyte") and r["analyte"] not in analytes:
             raise KnowledgeError("notes.yaml", f"{where}.analyte", f"unknown analyte {r['analyte']!r}")
-        bands = analytes[r["analyte"]].bands.order() + ks.SPECIAL_BANDS if r.get("analyte") else all_bands
+        if fmt >= 2 and not r.get("rationale"):
+            raise KnowledgeError("notes.yaml", f"{where}.rationale", "say why the rule exists (format 2)")
+        bands = analytes[r["analyte"]].bands.order() + ks.SPECIAL_BANDS if r.get("analyte") else tuple(all_bands)
+        scope = RuleScope(tuple(analytes), tuple(bands), DERIVED_VALUES, r["scope"] == "result", vocabulary,
+                          {a.id: a.bands.order() + ks.SPECIAL_BANDS for a in analytes.values()})
         try:
-            test = compile_condition(r["when"], "when", analytes=list(analytes), bands=bands,
-                                     derived=DERIVED_VALUES, result_scope=r["scope"] == "result")
+            test = compile_condition(r["when"], "when", scope)
         except RuleError as exc:
             raise KnowledgeError("notes.yaml", f"{where}.{exc.field}", str(exc)) from None
-        refs: list[str] = []
-        for j, s in enumerate(r["sources"]):
-            if s in seeds:
-                refs.append(s)
-            elif s in sources and sources[s].url:
-                refs.append(sources[s].reference)
-            elif s in sources:
-                raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
-                                     f"{s!r} has no URL; a note cites seed files or sources with a URL")
-            else:
-                raise KnowledgeError("notes.yaml", f"{where}.sources[{j}]",
-                                     f"{s!r} is neither a seed in knowledge.yaml nor a tag in sources.yaml")
+        refs = _note_references(where, r["sources"], seeds, sources)
         names = tuple(n for _, n, _, _ in string.Formatter().parse(r["text"]) if n is not None)
         for n in names:
-            if n not in DERIVED_VALUES:
-                raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}")
+            if n not in PLACEHOLDERS:
+                raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}; known: {sorted(PLACEHOLDERS)}")
         rules.append(NoteRule(r["id"], r["scope"], r["analyte"] if r.get("analyte") else None, r["severity"],
                               r["text"].strip(), tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test,
-                              bands_needed(r["when"]) if r["scope"] == "result" else None))
+                              bands_needed(r["when"]) if r["scope"] == "result" else None,
+                              _citations(r["sources"], seed_titles, sources), r.get("rationale"), r["when"]))
     return tuple(rules)
+
+
+def _vocabulary(path: Path, fmt: int) -> Vocabulary:
+    if fmt < 2:
+        return Vocabulary.legacy()
+    raw = _read(path, "vocabulary.yaml", ks.VocabularyFileSchema())
+    terms: dict[str, tuple[Term, ...]] = {}
+    for kind, items in raw.items():
+        ids = [t["id"] for t in items]
+        if len(ids) != len(set(ids)):
+            raise KnowledgeError("vocabulary.yaml", kind, "a term is listed twice")
+        terms[kind] = tuple(Term(t["id"], t["label"]) for t in items)
+    return Vocabulary(MappingProxyType(terms))
+
+
+def _sources(path: Path, fmt: int) -> dict[str, Source]:
+    out = {}
+    for tag, s in _read(path, "sources.yaml", ks.SourcesFileSchema())["sources"].items():
+        if fmt >= 2:
+            for key in ("title", "kind"):
+                if not s.get(key):
+                    raise KnowledgeError("sources.yaml", f"sources.{tag}.{key}", "every source needs a title and a kind")
+        out[tag] = Source(tag, s["citation"], s["url"], s.get("title"), s.get("kind"), s.get("read"), s.get("unconfirmed"))
+    return out
+
+
+def _indexes(analytes: Mapping[str, Analyte], notes: tuple[NoteRule, ...]) -> dict[str, Any]:
+    """Lookups the request path uses, built once here rather than on a first request."""
+    by_band: dict[tuple[str, str], tuple[NoteRule, ...]] = {}
+    for a in analytes.values():
+        rules = [r for r in notes if r.scope == "result" and r.analyte == a.id]
+        for band in (*a.bands.order(), *ks.SPECIAL_BANDS):
+            by_band[(a.id, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
+    return {"names_as_written": MappingProxyType({n: a for a in analytes.values() for n in (a.id, *a.aliases)}),
+            "panel_notes": tuple(r for r in notes if r.scope == "panel"),
+            "rules_by_band": MappingProxyType(by_band)}
 
 
 def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge:
@@ -355,8 +499,9 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
     if not path.is_dir():
         raise KnowledgeError(str(path), "(folder)", "is not a directory")
     meta = _read(path, "knowledge.yaml", ks.KnowledgeFileSchema())
-    sources = {tag: Source(tag, s["citation"], s["url"])
-               for tag, s in _read(path, "sources.yaml", ks.SourcesFileSchema())["sources"].items()}
+    fmt = meta["format"]
+    vocabulary = _vocabulary(path, fmt)
+    sources = _sources(path, fmt)
     unit_defs = [Unit(u["id"], u["pint"], u["ucum"], u["kind"], tuple(u["spellings"]))
                  for u in _read(path, "units.yaml", ks.UnitsFileSchema())["units"]]
     try:
@@ -370,7 +515,8 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
             raise KnowledgeError("units.yaml", f"units[{i}].pint", str(exc)) from None
     analytes: dict[str, Analyte] = {}
     for file in sorted(p.name for p in path.glob("*.yaml") if p.name not in RESERVED_FILES):
-        analyte = _analyte(file, _read(path, file, ks.AnalyteSchema()), catalogue, sources)
+        analyte = _analyte(file, _read(path, file, ks.AnalyteSchema()), catalogue, sources, fmt,
+                           vocabulary.ids("sex"))
         analytes[analyte.id] = analyte
     if not analytes:
         raise KnowledgeError(str(path), "(folder)", "holds no analyte files")
@@ -385,10 +531,12 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
             other = by_loinc.setdefault(code.code, a)
             if other is not a:
                 raise KnowledgeError(f"{a.id}.yaml", "loinc", f"{code.code} also belongs to {other.id}")
-    seeds = tuple(s["file"] for s in meta["seeds"])
-    notes = _notes(_read(path, "notes.yaml", ks.NotesFileSchema()), analytes, seeds, sources)
-    medications = build_catalogue(_read(path, "medications.yaml", MedicationsFileSchema()), sources)
-    kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), seeds, sources,
-                   catalogue, analytes, by_name, by_loinc, notes, medications)
-    kb._notes_by_band, kb.panel_notes, kb._names_as_written  # noqa: B018  (now, not on the first request)
-    return kb
+    seed_titles = MappingProxyType({s["file"]: s["title"] for s in meta["seeds"]})
+    notes = _notes(_read(path, "notes.yaml", ks.NotesFileSchema()), analytes, seed_titles, sources, vocabulary, fmt)
+    medications = build_catalogue(_read(path, "medications.yaml", MedicationsFileSchema()), sources, vocabulary)
+    kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), tuple(seed_titles),
+                   MappingProxyType(sources), catalogue, MappingProxyType(analytes), MappingProxyType(by_name),
+                   MappingProxyType(by_loinc), notes, medications, fmt, vocabulary, seed_titles,
+                   range_sources=MappingProxyType(_range_sources(analytes, seed_titles, sources)),
+                   **_indexes(analytes, notes))
+    return replace(kb, identities=MappingProxyType(clean_identities(kb)))

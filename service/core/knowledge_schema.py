@@ -14,7 +14,9 @@ ALL_BANDS = tuple(dict.fromkeys(ELECTROLYTE_BANDS + B12_BANDS + SPECIAL_BANDS))
 UNIT_KINDS = ("mass_concentration", "substance_concentration", "equivalent_concentration")
 LOINC_PROPERTIES = ("MCnc", "SCnc")
 SEVERITIES = ("info", "warning", "critical")
-SEXES = ("female", "male", "other", "unknown")
+SOURCE_KINDS = ("laboratory_catalogue", "guideline", "textbook", "peer_reviewed", "regulator", "standard",
+                "terminology", "consumer", "engineering")
+KNOWLEDGE_FORMATS = (1, 2)  # 1: 2026.11.0 (no vocabulary.yaml, strict limits); 2: boundaries stated per limit
 
 _band = fields.String(validate=validate.OneOf(ALL_BANDS))
 _tag = fields.String(required=True, validate=validate.Length(min=1, max=40))
@@ -27,11 +29,19 @@ class _Strict(Schema):
 
 
 class LimitsSchema(_Strict):
+    """A pair of limits. For critical and implausible limits `low_inclusive` / `high_inclusive` say
+    whether a value equal to the limit is beyond it (a source's "<= 6.5" is inclusive, "< 6.5" is not);
+    the reference interval always contains its own limits (FHIR referenceRange)."""
+
+    id = fields.String(validate=validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
     low = fields.Float(allow_none=True, **_positive)
     high = fields.Float(allow_none=True, **_positive)
+    low_inclusive = fields.Boolean()
+    high_inclusive = fields.Boolean()
     source = fields.String(validate=validate.Length(min=1, max=40))
     low_source = fields.String(validate=validate.Length(min=1, max=40))
     high_source = fields.String(validate=validate.Length(min=1, max=40))
+    why = fields.String(validate=validate.Length(min=10, max=1000))
 
     @validates_schema
     def _check(self, data: dict, **_: object) -> None:
@@ -77,7 +87,7 @@ class BandsSchema(_Strict):
 class PartitionSchema(_Strict):
     age_min = fields.Float(validate=validate.Range(min=0, max=150))
     age_max = fields.Float(validate=validate.Range(min=0, max=150, min_inclusive=False))
-    sex = fields.String(validate=validate.OneOf(SEXES))
+    sex = fields.String(validate=validate.Length(min=1, max=40))  # checked against vocabulary.yaml
     reference_interval = fields.Nested(LimitsSchema, required=True)
     critical = fields.Nested(LimitsSchema)
 
@@ -108,6 +118,10 @@ class AnalyteSchema(_Strict):
     reference_interval = fields.Nested(LimitsSchema, required=True)
     partitions = fields.List(fields.Nested(PartitionSchema), load_default=list)
     critical = fields.Nested(LimitsSchema, allow_none=True, load_default=None)
+    # Other published critical limits, each with an id, a source and why it was not chosen; a laboratory
+    # selects one with `critical_use: <id>` in its copy of the folder.
+    critical_alternatives = fields.List(fields.Nested(LimitsSchema), load_default=list)
+    critical_use = fields.String(validate=validate.Length(min=1, max=40))
     implausible = fields.Nested(LimitsSchema, required=True)
     bands = fields.Nested(BandsSchema, required=True)
     albumin_adjustment = fields.Nested(AlbuminAdjustmentSchema, allow_none=True, load_default=None)
@@ -131,8 +145,16 @@ class UnitsFileSchema(_Strict):
 
 
 class SourceSchema(_Strict):
+    """A source: `title` as its publisher gives it (what people are shown), `kind`, the `url` that is
+    the reference, `citation` (authors, journal, year; or what the entry is), and `read`: what of it
+    was read. `unconfirmed` names what could not be confirmed in it."""
+
     citation = fields.String(required=True, validate=validate.Length(min=1, max=300))
     url = fields.Url(allow_none=True, load_default=None, require_tld=True)
+    title = fields.String(validate=validate.Length(min=3, max=300))
+    kind = fields.String(validate=validate.OneOf(SOURCE_KINDS))
+    read = fields.String(validate=validate.Length(min=3, max=300))
+    unconfirmed = fields.String(validate=validate.Length(min=3, max=500))
 
 
 class SourcesFileSchema(_Strict):
@@ -146,6 +168,7 @@ class SeedSchema(_Strict):
 
 
 class KnowledgeFileSchema(_Strict):
+    format = fields.Integer(load_default=1, validate=validate.OneOf(KNOWLEDGE_FORMATS))
     version = fields.String(required=True, validate=validate.Length(min=1, max=40))
     name = fields.String(required=True)
     disclaimer = fields.String(required=True, validate=validate.Length(min=20))
@@ -159,6 +182,7 @@ class NoteRuleSchema(_Strict):
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     when = fields.Dict(required=True)
     text = fields.String(required=True, validate=validate.Length(min=10, max=1200))
+    rationale = fields.String(validate=validate.Length(min=10, max=600))  # why the rule exists (format 2)
     sources = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
 
     @validates_schema
@@ -172,3 +196,22 @@ class NoteRuleSchema(_Strict):
 class NotesFileSchema(_Strict):
     notes = fields.List(fields.Nested(NoteRuleSchema), required=True)
 
+
+
+class TermSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))
+    label = fields.String(required=True, validate=validate.Length(min=2, max=80))
+
+
+def _terms() -> fields.List:
+    return fields.List(fields.Nested(TermSchema), required=True, validate=validate.Length(min=1, max=40))
+
+
+class VocabularyFileSchema(_Strict):
+    """The context terms the API accepts, with the words people are shown (format 2)."""
+
+    sex = _terms()
+    diet = _terms()
+    symptoms = _terms()
+    conditions = _terms()
+    medications = _terms()

@@ -13,19 +13,51 @@ def tidy(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.6g}")
 
 
-def is_exact(comparator: str | None, band: str) -> bool:
+def is_exact(comparator: str | None, band: str, implausible: bool = False) -> bool:
     """A plausible, uncensored measurement: the only kind a derived value or `has_result` may use."""
-    return comparator is None and band not in ("implausible", "indeterminate")
+    return comparator is None and not implausible and band not in ("implausible", "indeterminate")
+
+
+class Citation(NamedTuple):
+    """A source as people are shown it (its title) with the reference that finds it (URL or file)."""
+
+    title: str
+    reference: str
+    kind: str  # laboratory_catalogue | guideline | ... | consumer (a seed document) | laboratory
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "reference": self.reference, "kind": self.kind}
 
 
 class Note(NamedTuple):
     id: str
     severity: str
     text: str
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # references (URL or seed file), as in every earlier version
+    citations: tuple[Citation, ...] = ()  # the same sources with their titles
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "severity": self.severity, "text": self.text, "sources": list(self.sources)}
+        return {"id": self.id, "severity": self.severity, "text": self.text, "sources": list(self.sources),
+                "citations": [c.to_dict() for c in self.citations]}
+
+
+class DerivedValue(NamedTuple):
+    """A value computed from several results of the panel (the albumin-adjusted calcium), classified
+    against the interval of the analyte it estimates; never a critical alarm (those stay with the
+    measured values)."""
+
+    id: str
+    value: float
+    unit: str  # the estimated analyte's canonical unit
+    analyte: str  # what it estimates
+    band: str
+    flag: str | None
+    inputs: tuple[str, ...]  # ids of the results it was computed from
+    text: str  # as note texts quote it, e.g. "8.9 mg/dL (2.22 mmol/L)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "value": tidy(self.value), "unit": self.unit, "analyte": self.analyte,
+                "band": self.band, "flag": self.flag, "inputs": list(self.inputs)}
 
 
 class RangeUsed(NamedTuple):
@@ -37,14 +69,22 @@ class RangeUsed(NamedTuple):
     input_unit: str
     origin: str  # default | partition | laboratory
     source: str
-    critical_low: float | None = None  # canonical; the critical limits applied (not in the JSON report)
-    critical_high: float | None = None
+    critical: Any = None  # the critical Limits applied, canonical unit (not in the JSON report)
+    citations: tuple[Citation, ...] = ()
+
+    @property
+    def critical_low(self) -> float | None:
+        return None if self.critical is None else self.critical.low
+
+    @property
+    def critical_high(self) -> float | None:
+        return None if self.critical is None else self.critical.high
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "low": tidy(self.input_low), "high": tidy(self.input_high), "unit": self.input_unit,
             "canonical": {"low": tidy(self.low), "high": tidy(self.high), "unit": self.canonical_unit},
-            "origin": self.origin, "source": self.source,
+            "origin": self.origin, "source": self.source, "citations": [c.to_dict() for c in self.citations],
         }
 
 
@@ -62,10 +102,11 @@ class ResultReport(NamedTuple):
     critical: bool
     reference_range: RangeUsed
     notes: tuple[Note, ...]
+    implausible: bool = False  # beyond the plausibility limits: verify before use (any alarm stands)
 
     @property
     def exact(self) -> bool:
-        return is_exact(self.comparator, self.band)
+        return is_exact(self.comparator, self.band, self.implausible)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +114,7 @@ class ResultReport(NamedTuple):
             "value": self.value, "comparator": self.comparator, "unit": self.unit,
             "normalized": {"value": tidy(self.normalized_value), "unit": self.canonical_unit,
                            "comparator": self.comparator},
-            "band": self.band, "flag": self.flag, "critical": self.critical,
+            "band": self.band, "flag": self.flag, "critical": self.critical, "implausible": self.implausible,
             "reference_range": self.reference_range.to_dict(),
             "notes": [n.to_dict() for n in self.notes],
         }
@@ -84,11 +125,13 @@ class PanelReport(NamedTuple):
     notes: tuple[Note, ...]
     knowledge_version: str
     disclaimer: str
+    derived: tuple[DerivedValue, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": [r.to_dict() for r in self.results],
             "notes": [n.to_dict() for n in self.notes],
+            "derived": [d.to_dict() for d in self.derived],
             "knowledge_version": self.knowledge_version,
             "disclaimer": self.disclaimer,
         }

@@ -1,7 +1,8 @@
 """Note-rule conditions: compiled once from notes.yaml into plain predicates over a panel.
 
-The condition language is documented in reference_ranges/README.md. Compiling at load time means
-a typo in a rule stops start-up (naming the rule and key), and requests never parse rule text.
+The condition language is documented in reference_ranges/README.md. Each key has one small compiler
+in CONDITIONS; compiling at load time means a typo in a rule stops start-up (naming the rule and the
+key), and requests never parse rule text.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from .model import Context, Patient
-from .vocabulary import CONDITIONS, DIETS, MEDICATIONS, SYMPTOMS
+from .report import DerivedValue
+from .vocabulary import Vocabulary
 
 
 class Fact(NamedTuple):
@@ -20,6 +22,7 @@ class Fact(NamedTuple):
     band: str
     critical: bool
     exact: bool  # a plausible, uncensored measurement
+    implausible: bool = False
 
 
 class Env(NamedTuple):
@@ -29,7 +32,7 @@ class Env(NamedTuple):
     patient: Patient
     context: Context
     collected_at: datetime
-    derived: Mapping[str, str] = MappingProxyType({})
+    derived: Mapping[str, DerivedValue] = MappingProxyType({})
     this: Fact | None = None  # the result a result-scope rule is attached to
 
 
@@ -43,6 +46,34 @@ class RuleError(ValueError):
         self.field = field
         super().__init__(message)
 
+
+class RuleScope(NamedTuple):
+    """What a condition may name: analytes, the bands of the rule's analyte (or of all), derived values,
+    the vocabulary; and whether the rule is attached to a result."""
+
+    analytes: tuple[str, ...]
+    bands: tuple[str, ...]
+    derived: tuple[str, ...]
+    result_scope: bool
+    vocabulary: Vocabulary
+    bands_of: Mapping[str, tuple[str, ...]]  # analyte -> its bands (derived values use their analyte's)
+
+
+Compiler = Callable[[Any, str, RuleScope], Predicate]
+
+
+def compile_condition(cond: Any, where: str, scope: RuleScope) -> Predicate:
+    """Turn one condition mapping into a predicate; raise RuleError naming the bad key."""
+    if not isinstance(cond, dict) or len(cond) != 1:
+        raise RuleError(where, "a condition is a mapping with exactly one key")
+    (key, arg), = cond.items()
+    compiler = CONDITIONS.get(key)
+    if compiler is None:
+        raise RuleError(f"{where}.{key}", f"unknown condition key; known: {sorted(CONDITIONS)}")
+    return compiler(arg, f"{where}.{key}", scope)
+
+
+# ------------------------------------------------------------------ argument checks
 
 def _str_list(arg: Any, where: str, allowed: Sequence[str] | None = None) -> frozenset[str]:
     if not isinstance(arg, list) or not arg or not all(isinstance(a, str) for a in arg):
@@ -65,114 +96,224 @@ def _true(arg: Any, where: str) -> None:
         raise RuleError(where, "expected `true`")
 
 
+def _analyte_name(a: Any, where: str, scope: RuleScope) -> str:
+    if a not in scope.analytes:
+        raise RuleError(where, f"unknown analyte {a!r}")
+    return str(a)
+
+
+def _result_only(where: str, scope: RuleScope) -> None:
+    if not scope.result_scope:
+        raise RuleError(where, f"`{where.rsplit('.', 1)[-1]}` is for result-scope rules only")
+
+
+def _mapping(arg: Any, where: str, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(arg, dict) or set(arg) - keys or not arg:
+        raise RuleError(where, f"expected a mapping with {sorted(keys)}")
+    return arg
+
+
+# ------------------------------------------------------------------ combinations
+
+def _all(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    parts = _parts(arg, at, scope)
+
+    def every(env: Env) -> bool:
+        for part in parts:
+            if not part(env):
+                return False
+        return True
+    return every
+
+
+def _any(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    parts = _parts(arg, at, scope)
+
+    def some(env: Env) -> bool:
+        for part in parts:
+            if part(env):
+                return True
+        return False
+    return some
+
+
+def _parts(arg: Any, at: str, scope: RuleScope) -> tuple[Predicate, ...]:
+    if not isinstance(arg, list) or not arg:
+        raise RuleError(at, "expected a non-empty list of conditions")
+    return tuple(compile_condition(c, f"{at}[{i}]", scope) for i, c in enumerate(arg))
+
+
+def _not(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    inner = compile_condition(arg, at, scope)
+    return lambda env: not inner(env)
+
+
+# ------------------------------------------------------------------ this result
+
+def _band_in(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _result_only(at, scope)
+    chosen = _str_list(arg, at, scope.bands)
+    return lambda env: env.this is not None and env.this.band in chosen
+
+
+def _critical(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _result_only(at, scope)
+    _true(arg, at)
+    return lambda env: env.this is not None and env.this.critical
+
+
+def _implausible(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _result_only(at, scope)
+    _true(arg, at)
+    return lambda env: env.this is not None and env.this.implausible
+
+
+# ------------------------------------------------------------------ the panel's results
+
+def _result(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    arg = _mapping(arg, at, {"analyte", "band_in"})
+    name = _analyte_name(arg.get("analyte"), f"{at}.analyte", scope)
+    want = _str_list(arg.get("band_in"), f"{at}.band_in", scope.bands_of[name])
+    return lambda env: any(f.analyte == name and f.band in want for f in env.facts)
+
+
+def _any_result(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    arg = _mapping(arg, at, {"analytes", "band_in"})
+    names = _str_list(arg.get("analytes"), f"{at}.analytes", scope.analytes)
+    allowed = sorted({b for n in names for b in scope.bands_of[n]})
+    want = _str_list(arg.get("band_in"), f"{at}.band_in", allowed)
+    return lambda env: any(f.analyte in names and f.band in want for f in env.facts)
+
+
+def _all_results(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    arg = _mapping(arg, at, {"band_in"})
+    want = _str_list(arg.get("band_in"), f"{at}.band_in", sorted({b for v in scope.bands_of.values() for b in v}))
+    return lambda env: bool(env.facts) and all(f.band in want for f in env.facts)
+
+
+def _has_result(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    name = _analyte_name(arg, at, scope)
+    return lambda env: any(f.analyte == name and f.exact for f in env.facts)
+
+
+def _any_critical(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _true(arg, at)
+    return lambda env: any(f.critical for f in env.facts)
+
+
+def _derived(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    if arg not in scope.derived:
+        raise RuleError(at, f"unknown derived value {arg!r}; known: {list(scope.derived)}")
+    return lambda env: arg in env.derived
+
+
+def _derived_band(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    """A derived value was computed and its own classification is one of these bands."""
+    arg = _mapping(arg, at, {"value", "band_in"})
+    name = arg.get("value")
+    if name not in scope.derived:
+        raise RuleError(f"{at}.value", f"unknown derived value {name!r}; known: {list(scope.derived)}")
+    want = _str_list(arg.get("band_in"), f"{at}.band_in", sorted({b for v in scope.bands_of.values() for b in v}))
+
+    def test(env: Env) -> bool:
+        value = env.derived.get(name)
+        return value is not None and value.band in want
+    return test
+
+
+# ------------------------------------------------------------------ the patient and the context
+
+def _vocabulary_any(kind: str) -> Compiler:
+    def compiler(arg: Any, at: str, scope: RuleScope) -> Predicate:
+        chosen = _str_list(arg, at, scope.vocabulary.ids(kind))
+        return lambda env: bool(chosen & getattr(env.context, kind))
+    return compiler
+
+
+def _diet_in(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    chosen = _str_list(arg, at, scope.vocabulary.ids("diet"))
+    return lambda env: env.context.diet in chosen
+
+
+def _age_at_least(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    limit = _number(arg, at)
+    return lambda env: env.patient.age_years is not None and env.patient.age_years >= limit
+
+
+def _age_below(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    limit = _number(arg, at)
+    return lambda env: env.patient.age_years is not None and env.patient.age_years < limit
+
+
 def _within(moment: datetime | None, days: float, env: Env) -> bool:
+    """At most `days` before collection, and not after it."""
     if moment is None:
         return False
     return timedelta(0) <= env.collected_at - moment <= timedelta(days=days)
 
 
-def compile_condition(
-    cond: Any, where: str, *, analytes: Sequence[str], bands: Sequence[str],
-    derived: Sequence[str], result_scope: bool,
-) -> Predicate:
-    """Turn one condition mapping into a predicate; raise RuleError naming the bad key."""
-    if not isinstance(cond, dict) or len(cond) != 1:
-        raise RuleError(where, "a condition is a mapping with exactly one key")
-    (key, arg), = cond.items()
-    at = f"{where}.{key}"
-
-    def sub(c: Any, w: str) -> Predicate:
-        return compile_condition(c, w, analytes=analytes, bands=bands, derived=derived,
-                                 result_scope=result_scope)
-
-    def analyte_name(a: Any, w: str) -> str:
-        if a not in analytes:
-            raise RuleError(w, f"unknown analyte {a!r}")
-        return a
-
-    if key in ("all", "any"):
-        if not isinstance(arg, list) or not arg:
-            raise RuleError(at, "expected a non-empty list of conditions")
-        parts = tuple(sub(c, f"{at}[{i}]") for i, c in enumerate(arg))
-        if key == "all":
-            def every(env: Env) -> bool:
-                for part in parts:
-                    if not part(env):
-                        return False
-                return True
-            return every
-
-        def some(env: Env) -> bool:
-            for part in parts:
-                if part(env):
-                    return True
-            return False
-        return some
-    if key == "not":
-        inner = sub(arg, at)
-        return lambda env: not inner(env)
-    if key in ("band_in", "critical"):
-        if not result_scope:
-            raise RuleError(at, f"`{key}` is for result-scope rules only")
-        if key == "critical":
-            _true(arg, at)
-            return lambda env: env.this is not None and env.this.critical
-        chosen = _str_list(arg, at, bands)
-        return lambda env: env.this is not None and env.this.band in chosen
-    if key in ("result", "any_result"):
-        if not isinstance(arg, dict):
-            raise RuleError(at, "expected a mapping with `band_in` and the analyte(s)")
-        want = _str_list(arg.get("band_in"), f"{at}.band_in", bands)
-        if key == "result":
-            names = frozenset([analyte_name(arg.get("analyte"), f"{at}.analyte")])
-            extra = set(arg) - {"analyte", "band_in"}
-        else:
-            names = _str_list(arg.get("analytes"), f"{at}.analytes", analytes)
-            extra = set(arg) - {"analytes", "band_in"}
-        if extra:
-            raise RuleError(at, f"unknown keys {sorted(extra)}")
-        return lambda env: any(f.analyte in names and f.band in want for f in env.facts)
-    if key == "all_results":
-        if not isinstance(arg, dict) or set(arg) != {"band_in"}:
-            raise RuleError(at, "expected a mapping with `band_in` only")
-        want = _str_list(arg["band_in"], f"{at}.band_in", bands)
-        return lambda env: bool(env.facts) and all(f.band in want for f in env.facts)
-    if key == "has_result":
-        name = analyte_name(arg, at)
-        return lambda env: any(f.analyte == name and f.exact for f in env.facts)
-    if key == "any_critical":
-        _true(arg, at)
-        return lambda env: any(f.critical for f in env.facts)
-    if key in ("symptom_any", "medication_any", "condition_any"):
-        vocab, attr = {"symptom_any": (SYMPTOMS, "symptoms"), "medication_any": (MEDICATIONS, "medications"),
-                       "condition_any": (CONDITIONS, "conditions")}[key]
-        chosen = _str_list(arg, at, vocab)
-        return lambda env: bool(chosen & getattr(env.context, attr))
-    if key == "diet_in":
-        chosen = _str_list(arg, at, DIETS)
-        return lambda env: env.context.diet in chosen
-    if key in ("age_at_least", "age_below"):
-        limit = _number(arg, at)
-        if key == "age_at_least":
-            return lambda env: env.patient.age_years is not None and env.patient.age_years >= limit
-        return lambda env: env.patient.age_years is not None and env.patient.age_years < limit
-    if key == "b12_injection_within_days":
+def _within_days_of(attr: str) -> Compiler:
+    """`<attr>` (a time of the context) lies at most N days before collection, and not after it."""
+    def compiler(arg: Any, at: str, scope: RuleScope) -> Predicate:
         days = _number(arg, at)
-        return lambda env: _within(env.context.b12_injection_at, days, env)
-    if key == "b12_injection_given":
+        return lambda env: _within(getattr(env.context, attr), days, env)
+    return compiler
+
+
+def _recorded(attr: str) -> Compiler:
+    """`<attr>` (a time of the context) is recorded at all."""
+    def compiler(arg: Any, at: str, scope: RuleScope) -> Predicate:
         _true(arg, at)
-        return lambda env: env.context.b12_injection_at is not None
-    if key == "b12_therapy_within_days":
-        days = _number(arg, at)
-        return lambda env: _within(env.context.b12_therapy_started_at, days, env)
-    if key == "hemolyzed":
-        _true(arg, at)
-        return lambda env: env.context.hemolyzed
-    if key == "derived":
-        if arg not in derived:
-            raise RuleError(at, f"unknown derived value {arg!r}; known: {list(derived)}")
-        return lambda env: arg in env.derived
-    raise RuleError(at, "unknown condition key")
+        return lambda env: getattr(env.context, attr) is not None
+    return compiler
+
+
+def _hemolyzed(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _true(arg, at)
+    return lambda env: env.context.hemolyzed
+
+
+CONDITIONS: Mapping[str, Compiler] = MappingProxyType({
+    "all": _all, "any": _any, "not": _not,
+    "band_in": _band_in, "critical": _critical, "implausible": _implausible,
+    "result": _result, "any_result": _any_result, "all_results": _all_results, "has_result": _has_result,
+    "any_critical": _any_critical, "derived": _derived, "derived_band": _derived_band,
+    "symptom_any": _vocabulary_any("symptoms"), "medication_any": _vocabulary_any("medications"),
+    "condition_any": _vocabulary_any("conditions"), "diet_in": _diet_in,
+    "age_at_least": _age_at_least, "age_below": _age_below,
+    "b12_injection_within_days": _within_days_of("b12_injection_at"), "b12_injection_given": _recorded("b12_injection_at"),
+    "b12_therapy_within_days": _within_days_of("b12_therapy_started_at"),
+    "b12_therapy_given": _recorded("b12_therapy_started_at"),
+    "hemolyzed": _hemolyzed,
+})
+
+
+# ------------------------------------------------------------------ placeholders in note texts
+
+def _days_since(moment: datetime | None, env: Env) -> str | None:
+    if moment is None or moment > env.collected_at:
+        return None
+    hours = (env.collected_at - moment).total_seconds() / 3600
+    if hours < 48:
+        n = round(hours)
+        return f"{n} hour{'s' if n != 1 else ''}"
+    n = round(hours / 24)
+    return f"{n} days"
+
+
+def _derived_text(name: str) -> Callable[[Env], str | None]:
+    def text(env: Env) -> str | None:
+        value = env.derived.get(name)
+        return None if value is None else value.text
+    return text
+
+
+# name -> its text for this panel (None: unknown, and a rule that needs it does not fire).
+PLACEHOLDERS: Mapping[str, Callable[[Env], str | None]] = MappingProxyType({
+    "albumin_adjusted_calcium": _derived_text("albumin_adjusted_calcium"),
+    "b12_therapy_elapsed": lambda env: _days_since(env.context.b12_therapy_started_at, env),
+    "b12_injection_elapsed": lambda env: _days_since(env.context.b12_injection_at, env),
+})
 
 
 def bands_needed(cond: Any) -> frozenset[str] | None:

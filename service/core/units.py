@@ -85,6 +85,16 @@ def registry() -> Any:
         return _registry
 
 
+# The LOINC property a unit kind reports: mass concentration (MCnc) or substance concentration (SCnc),
+# of which equivalents are a kind (mEq = mmol x valence). The one statement of this rule.
+LOINC_PROPERTY_OF_KIND = {"mass_concentration": "MCnc", "substance_concentration": "SCnc",
+                          "equivalent_concentration": "SCnc"}
+
+
+def property_of_kind(kind: str) -> str:
+    return LOINC_PROPERTY_OF_KIND[kind]
+
+
 _KIND_DIMENSIONS = {
     "mass_concentration": "[mass] / [length] ** 3",
     "substance_concentration": "[substance] / [length] ** 3",

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from ..core.knowledge import Knowledge
+from ..core.medications import B12
 from ..core.model import Context, Patient
-from ..core.vocabulary import SEXES
 from .outcome import Issue
 from .reader import Found, Read
 from .times import age_years, instant
@@ -20,17 +20,21 @@ IGNORED_STATUS = {"entered-in-error", "not-done", "not-taken", "cancelled", "sto
 class Subject:
     patient: Patient
     injections: list[datetime] = field(default_factory=list)
+    therapy_starts: list[datetime] = field(default_factory=list)  # B12 MedicationStatement periods' starts
     other: list[tuple[str, datetime | None]] = field(default_factory=list)  # (class, start)
     issues: list[Issue] = field(default_factory=list)
 
     def context(self, collected: datetime | None) -> Context:
         """The context as of one collection time: only what happened before it counts."""
         before = [t for t in self.injections if collected is None or t <= collected]
+        started = [t for t in self.therapy_starts if collected is None or t <= collected]
         meds = {c for c, start in self.other if start is None or collected is None or start <= collected}
-        return Context(b12_injection_at=max(before) if before else None, medications=frozenset(meds))
+        return Context(b12_injection_at=max(before) if before else None,
+                       b12_therapy_started_at=max(started) if started else None, medications=frozenset(meds))
 
 
-def patient_for(read: Read, subject: str | None, near: Found, at: datetime | None) -> tuple[Patient, Found | None]:
+def patient_for(read: Read, subject: str | None, near: Found, at: datetime | None,
+                kb: Knowledge) -> tuple[Patient, Found | None]:
     """The Patient the Observation names, or the request's only Patient when it names none."""
     found = read.resolve(subject, near) if subject else None
     if found is None and subject is None:
@@ -39,7 +43,7 @@ def patient_for(read: Read, subject: str | None, near: Found, at: datetime | Non
     if found is None or found.type != "Patient":
         return Patient(), None
     gender = found.resource.get("gender")
-    return Patient(age_years(found.resource.get("birthDate"), at), gender if gender in SEXES else None), found
+    return Patient(age_years(found.resource.get("birthDate"), at), gender if gender in kb.vocabulary.ids("sex") else None), found
 
 
 def _belongs(res: Found, subject: str | None, read: Read) -> bool:
@@ -67,6 +71,16 @@ def _when(res: Found) -> tuple[datetime | None, str | None]:
     return instant(r.get("effectiveDateTime") or period.get("end") or period.get("start") or r.get("dateAsserted"))
 
 
+def _note_therapy_start(res: Found, out: Subject) -> None:
+    """A B12 MedicationStatement's period start is when replacement began (the first days of treating
+    a deficiency are when potassium may fall); an administration says only when one dose was given."""
+    if res.type != "MedicationStatement":
+        return
+    start, _ = instant((res.resource.get("effectivePeriod") or {}).get("start"))
+    if start is not None:
+        out.therapy_starts.append(start)
+
+
 def _routes(res: Found) -> list[dict[str, Any]]:
     dosage = res.resource.get("dosage")
     dosages = dosage if isinstance(dosage, list) else [dosage] if dosage else []
@@ -85,7 +99,9 @@ def medications_for(read: Read, subject: str | None, patient: Patient, kb: Knowl
                                     "medication not recognised as one the notes use; not part of the context", res.path))
             continue
         moment, remark = _when(res)
-        if ingredient.drug_class != "b12":
+        if ingredient.drug_class == B12:
+            _note_therapy_start(res, out)
+        if ingredient.drug_class != B12:
             out.other.append((ingredient.drug_class, moment))
             continue
         route = kb.medications.route_kind(_routes(res))

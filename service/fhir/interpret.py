@@ -50,7 +50,7 @@ def interpret_read(read: Read, kb: Knowledge, now: datetime | None = None,
     panels: list[PanelResult] = []
     subjects: dict[str | None, Subject] = {}
     for (subject, collected), members in groups.items():
-        patient, _ = patient_for(read, subject, members[0].found, collected)
+        patient, _ = patient_for(read, subject, members[0].found, collected, kb)
         if subject not in subjects:
             subjects[subject] = medications_for(read, subject, patient, kb)
             issues.extend(subjects[subject].issues)

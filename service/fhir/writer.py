@@ -49,7 +49,8 @@ def _our_range(r: ResultReport, kb: Knowledge) -> dict[str, Any]:
     if used.input_high is not None:
         out["high"] = _quantity(used.input_high, ucum)
     out["type"] = {"coding": [{"system": RANGE_MEANING, "code": "normal", "display": "Normal Range"}]}
-    out["text"] = f"{signature(kb)} {used.origin} interval; source: {used.source}"[:1000]
+    sources = "; ".join(f"{c.title} ({c.reference})" for c in used.citations) or used.source
+    out["text"] = f"{signature(kb)} {used.origin} interval; source: {sources}"[:1000]
     return out
 
 
@@ -58,8 +59,13 @@ def _lab_flags(obs: dict[str, Any]) -> set[str]:
             if c.get("system") == INTERPRETATION and c.get("code")}
 
 
+def cited(n: Note) -> str:
+    """The note's sources by title, each with the reference that finds it."""
+    return "; ".join(f"{c.title} ({c.reference})" for c in n.citations) or "; ".join(n.sources)
+
+
 def note_text(n: Note) -> str:
-    return f"[{n.severity}] {n.text} Sources: {'; '.join(n.sources)}."
+    return f"[{n.severity}] {n.text} Sources: {cited(n)}."
 
 
 def enrich(obs: dict[str, Any], r: ResultReport, lab_range_used: bool, kb: Knowledge) -> dict[str, Any]:

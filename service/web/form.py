@@ -12,11 +12,11 @@ from typing import Any, Iterable, Mapping
 
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
-from ..core.vocabulary import CONDITIONS, DIETS, MEDICATIONS, SEXES, SYMPTOMS
+from ..core.vocabulary import Term
 
 FORM_ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
 OPTIONAL_ANALYTES = ("albumin",)
-LIST_FIELDS = {"medications": MEDICATIONS, "symptoms": SYMPTOMS, "conditions": CONDITIONS}
+LIST_FIELDS = ("medications", "symptoms", "conditions")  # several choices each, from the vocabulary
 DATE_FIELDS = {"collected_on": ("collected_at",), "b12_injection_on": ("context", "b12_injection_at"),
                "b12_therapy_started_on": ("context", "b12_therapy_started_at")}
 FORM_ERROR = "form"  # where a problem that belongs to no single field is shown
@@ -67,8 +67,9 @@ def known_names(kb: Knowledge) -> set[str]:
     return set(field_order(kb))
 
 
-def vocabularies() -> dict[str, tuple[str, ...]]:
-    return {"sex": SEXES, "diet": DIETS, **LIST_FIELDS}
+def vocabularies(kb: Knowledge) -> dict[str, tuple[Term, ...]]:
+    """The choices of each vocabulary field, with the words people are shown."""
+    return {kind: kb.vocabulary.terms[kind] for kind in ("sex", "diet", *LIST_FIELDS)}
 
 
 def _number(text: str) -> Any:

@@ -33,7 +33,7 @@ def _page(html: str, status: int = 200) -> Response:
 def _render_form(kb: Knowledge, values: dict[str, Any], errors: dict[str, list[str]],
                  report: PanelReport | None = None, bars: dict[str, rangebar.RangeBar] | None = None) -> str:
     return render_template("labinterp/page.html", kb=kb, fields=webform.analyte_fields(kb),
-                           vocab=webform.vocabularies(), values=values, errors=errors,
+                           vocab=webform.vocabularies(kb), values=values, errors=errors,
                            form_error=webform.FORM_ERROR, labels=webform.field_labels(kb), report=report, bars=bars or {},
                            analytes=kb.analytes, tone=rangebar.tone)
 

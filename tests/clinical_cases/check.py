@@ -52,6 +52,15 @@ def _notes_failures(where: str, notes: list[dict[str, Any]], expect: dict[str, A
                 yield f"{where}: note {note_id} must not say {word!r}"
 
 
+def _fields_failures(where: str, wanted: dict[str, Any] | None, got: dict[str, Any] | None) -> list[str]:
+    """`wanted: null` means the thing must be absent; otherwise each field it names must match."""
+    if wanted is None:
+        return [] if got is None else [f"{where}: expected none, got {got!r}"]
+    if got is None:
+        return [f"{where}: missing"]
+    return [f"{where}.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+
+
 def failures(case: dict[str, Any], report: dict[str, Any]) -> list[str]:
     """What in the report differs from what the case expects (an empty list: the case holds)."""
     expect = case["expect"]
@@ -69,23 +78,9 @@ def failures(case: dict[str, Any], report: dict[str, Any]) -> list[str]:
     out += _notes_failures("panel", report.get("notes", []), expect)
     derived = {d["id"]: d for d in report.get("derived", [])}
     for name, wanted in (expect.get("derived") or {}).items():
-        got = derived.get(name)
-        if wanted is None:
-            if got is not None:
-                out.append(f"derived {name} must not be computed")
-        elif got is None:
-            out.append(f"derived {name} missing")
-        else:
-            out += [f"derived {name}.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+        out += _fields_failures(f"derived {name}", wanted, derived.get(name))
     for rid, wanted in (expect.get("delta") or {}).items():
-        got = (results.get(rid) or {}).get("delta")
-        if wanted is None:
-            if got is not None:
-                out.append(f"{rid}.delta: expected none, got {got!r}")
-        elif got is None:
-            out.append(f"{rid}.delta missing")
-        else:
-            out += [f"{rid}.delta.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
+        out += _fields_failures(f"{rid}.delta", wanted, (results.get(rid) or {}).get("delta"))
     return out
 
 

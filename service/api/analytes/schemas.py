@@ -3,11 +3,23 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from ..interpretations.schemas import CitationSchema
+
 
 class LimitsSchema(Schema):
     low = fields.Float(required=True, allow_none=True)
     high = fields.Float(required=True, allow_none=True)
     sources = fields.List(fields.String(), required=True)
+    citations = fields.List(fields.Nested(CitationSchema), required=True)
+
+
+class BoundedLimitsSchema(LimitsSchema):
+    """Critical or implausible limits: whether a value equal to each limit is beyond it, as the source says."""
+
+    low_inclusive = fields.Boolean(required=True)
+    high_inclusive = fields.Boolean(required=True)
+    id = fields.String(required=True, allow_none=True)
+    why = fields.String(required=True, allow_none=True, metadata={"description": "Why these limits were chosen."})
 
 
 class PartitionSchema(Schema):
@@ -43,8 +55,10 @@ class AnalyteSchema(Schema):
     valence = fields.Float(required=True, allow_none=True)
     reference_interval = fields.Nested(LimitsSchema, required=True)
     partitions = fields.List(fields.Nested(PartitionSchema), required=True)
-    critical = fields.Nested(LimitsSchema, required=True, allow_none=True)
-    implausible = fields.Nested(LimitsSchema, required=True)
+    critical = fields.Nested(BoundedLimitsSchema, required=True, allow_none=True)
+    critical_alternatives = fields.List(fields.Nested(BoundedLimitsSchema), required=True, metadata={
+        "description": "Other published critical limits, not applied; a laboratory selects one with `critical_use`."})
+    implausible = fields.Nested(BoundedLimitsSchema, required=True)
     bands = fields.List(fields.String(), required=True)
     sources = fields.List(fields.String(), required=True)
 

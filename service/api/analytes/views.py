@@ -12,11 +12,15 @@ from ..problem_docs import document_problems
 from .schemas import CatalogueSchema
 
 
-def _limits(lim: Limits | None, kb: Knowledge) -> dict[str, Any] | None:
+def _limits(lim: Limits | None, kb: Knowledge, boundaries: bool = False) -> dict[str, Any] | None:
     if lim is None:
         return None
-    tags = [t for t in dict.fromkeys((lim.low_source, lim.high_source)) if t]
-    return {"low": lim.low, "high": lim.high, "sources": [kb.sources[t].reference for t in tags]}
+    cites = kb.citations((lim.low_source, lim.high_source))
+    out: dict[str, Any] = {"low": lim.low, "high": lim.high, "sources": [c.reference for c in cites],
+                           "citations": [c.to_dict() for c in cites]}
+    if boundaries:  # critical and implausible limits: is a value equal to the limit beyond it?
+        out.update(low_inclusive=lim.low_inclusive, high_inclusive=lim.high_inclusive, id=lim.id, why=lim.why)
+    return out
 
 
 def describe(a: Analyte, kb: Knowledge) -> dict[str, Any]:
@@ -33,8 +37,9 @@ def describe(a: Analyte, kb: Knowledge) -> dict[str, Any]:
         "reference_interval": _limits(a.reference_interval, kb),
         "partitions": [{"age_min": p.age_min, "age_max": p.age_max, "sex": p.sex,
                         "reference_interval": _limits(p.reference_interval, kb)} for p in a.partitions],
-        "critical": _limits(a.critical, kb),
-        "implausible": _limits(a.implausible, kb),
+        "critical": _limits(a.critical, kb, boundaries=True),
+        "critical_alternatives": [_limits(alt, kb, boundaries=True) for alt in a.critical_alternatives],
+        "implausible": _limits(a.implausible, kb, boundaries=True),
         "bands": list(a.bands.order()),
         "sources": sorted({kb.sources[t].reference for t in a.sources.values()}),
     }

@@ -6,7 +6,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ...core.knowledge import Knowledge
 from ...core.values import MAX_VALUE
-from ...core.vocabulary import COMPARATORS, CONDITIONS, DIETS, FLAGS, MEDICATIONS, SEXES, SYMPTOMS
+from ...core.vocabulary import COMPARATORS, FLAGS, Vocabulary
 from ..fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
 from ..problem_docs import ProblemSchema
 
@@ -29,27 +29,39 @@ def _unique_list(choices: tuple[str, ...], description: str) -> fields.List:
                        load_default=list, metadata={"description": description, "uniqueItems": True})
 
 
-class PatientSchema(Strict):
-    age_years = StrictFloat(validate=validate.Range(min=0, max=130), metadata={"description": "Age in years."})
-    sex = fields.String(validate=validate.OneOf(SEXES))
-
-
 class SpecimenSchema(Strict):
     hemolyzed = StrictBoolean(load_default=False, metadata={"description": "The laboratory reported hemolysis."})
 
 
-class ContextSchema(Strict):
-    b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
-    b12_therapy_started_at = fields.AwareDateTime(metadata={"description": "Start of B12 replacement therapy."})
-    medications = _unique_list(MEDICATIONS, "Current medications, by class.")
-    diet = fields.String(validate=validate.OneOf(DIETS))
-    symptoms = _unique_list(SYMPTOMS, "Symptoms reported.")
-    conditions = _unique_list(CONDITIONS, "Known conditions relevant to the analytes.")
-    specimen = fields.Nested(SpecimenSchema)
+def _terms(vocabulary: Vocabulary, kind: str) -> str:
+    return "; ".join(f"`{t.id}`: {t.label}" for t in vocabulary.terms[kind])
+
+
+def _context_schemas(v: Vocabulary) -> tuple[type[Schema], type[Schema]]:
+    """Patient and context, with the enums and their words from the knowledge's vocabulary."""
+
+    class PatientSchema(Strict):
+        age_years = StrictFloat(validate=validate.Range(min=0, max=130), metadata={"description": "Age in years."})
+        sex = fields.String(validate=validate.OneOf(v.ids("sex")), metadata={"description": _terms(v, "sex")})
+
+    class ContextSchema(Strict):
+        b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
+        b12_therapy_started_at = fields.AwareDateTime(metadata={
+            "description": "When replacement for a B12 deficiency began (RFC 3339): the first days of treatment "
+                           "are when potassium may fall."})
+        medications = _unique_list(v.ids("medications"), "Current medications, by class: " + _terms(v, "medications"))
+        diet = fields.String(validate=validate.OneOf(v.ids("diet")), metadata={"description": _terms(v, "diet")})
+        symptoms = _unique_list(v.ids("symptoms"), "Symptoms reported: " + _terms(v, "symptoms"))
+        conditions = _unique_list(v.ids("conditions"), "Known conditions: " + _terms(v, "conditions"))
+        specimen = fields.Nested(SpecimenSchema)
+
+    PatientSchema.__name__, ContextSchema.__name__ = "Patient", "Context"
+    return PatientSchema, ContextSchema
 
 
 def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, type[Schema]]:
     """Build the request schema for this knowledge and these limits (enums come from the knowledge)."""
+    PatientSchema, ContextSchema = _context_schemas(kb.vocabulary)
     names = sorted({n for a in kb.analytes.values() for n in (a.id, *a.aliases)})
     codes = sorted(kb.by_loinc)
     units = sorted({s for u in kb.units.units.values() for s in (u.id, u.ucum, *u.spellings)})
@@ -93,12 +105,22 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
 
 # ---- response documentation -------------------------------------------------------------------
 
+class CitationSchema(Schema):
+    title = fields.String(required=True, metadata={"description": "The source's title, as its publisher gives it."})
+    reference = fields.String(required=True, metadata={"description": "Where to find it: a URL or a seed file name."})
+    kind = fields.String(required=True, metadata={
+        "description": "laboratory_catalogue, guideline, textbook, peer_reviewed, regulator, standard, terminology, "
+                       "consumer (a consumer text, one of the seed documents), engineering, or laboratory."})
+
+
 class NoteSchema(Schema):
     id = fields.String(required=True)
     severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
     text = fields.String(required=True)
     sources = fields.List(fields.String(), required=True,
                           metadata={"description": "Seed document file names or URLs the note rests on."})
+    citations = fields.List(fields.Nested(CitationSchema), required=True,
+                            metadata={"description": "The same sources, in order, with their titles."})
 
 
 class CanonicalRangeSchema(Schema):
@@ -114,6 +136,7 @@ class RangeUsedSchema(Schema):
     canonical = fields.Nested(CanonicalRangeSchema, required=True)
     origin = fields.String(required=True, validate=validate.OneOf(("default", "partition", "laboratory")))
     source = fields.String(required=True)
+    citations = fields.List(fields.Nested(CitationSchema), required=True)
 
 
 class NormalizedSchema(Schema):
@@ -136,14 +159,31 @@ class ResultReportSchema(Schema):
     normalized = fields.Nested(NormalizedSchema, required=True)
     band = fields.String(required=True)
     flag = fields.String(required=True, allow_none=True, validate=validate.OneOf(FLAGS))
-    critical = fields.Boolean(required=True)
+    critical = fields.Boolean(required=True, metadata={
+        "description": "Beyond a critical limit: needs prompt clinician attention, whatever else is said."})
+    implausible = fields.Boolean(required=True, metadata={
+        "description": "Beyond the plausibility limits: verify the specimen, unit and entry before acting. "
+                       "It never replaces a critical alarm."})
     reference_range = fields.Nested(RangeUsedSchema, required=True)
     notes = fields.List(fields.Nested(NoteSchema), required=True)
+
+
+class DerivedValueSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "e.g. albumin_adjusted_calcium."})
+    value = fields.Float(required=True)
+    unit = fields.String(required=True)
+    analyte = fields.String(required=True, metadata={"description": "The analyte it estimates."})
+    band = fields.String(required=True, metadata={
+        "description": "Against the interval applied to that analyte's result; never critical."})
+    flag = fields.String(required=True, allow_none=True, validate=validate.OneOf(FLAGS))
+    inputs = fields.List(fields.String(), required=True, metadata={"description": "Ids of the results used."})
 
 
 class ReportSchema(Schema):
     results = fields.List(fields.Nested(ResultReportSchema), required=True)
     notes = fields.List(fields.Nested(NoteSchema), required=True)
+    derived = fields.List(fields.Nested(DerivedValueSchema), required=True, metadata={
+        "description": "Values computed from several results of the panel, each classified."})
     knowledge_version = fields.String(required=True)
     disclaimer = fields.String(required=True)
 
