@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 
+from service.config import Settings
 from service.ops.logs import log_level
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -18,6 +19,10 @@ threads = int(os.environ.get("LABINTERP_THREADS", "1"))
 worker_class = "sync" if threads == 1 else "gthread"
 preload_app = True  # knowledge and pint factors are built once, then shared copy-on-write
 timeout = int(os.environ.get("LABINTERP_TIMEOUT", "30"))
+# A sync worker does not report alive while it drains what a refused body left unread
+# (service/ops/drain.py): that must end well before this timeout would have the worker killed.
+if 2 * Settings.from_env().drain_seconds >= timeout:
+    raise ValueError("LABINTERP_DRAIN_SECONDS must be less than half of LABINTERP_TIMEOUT")
 graceful_timeout = int(os.environ.get("LABINTERP_GRACEFUL_TIMEOUT", "30"))
 keepalive = 2
 max_requests = int(os.environ.get("LABINTERP_MAX_REQUESTS", "0"))

@@ -21,6 +21,7 @@ from .core.selfcheck import self_check
 from .cds import views as cds_views
 from .fhir import views as fhir_views
 from .ops import logs, per_request
+from .ops.drain import DrainUnreadBody
 from .ops import views as ops_views
 from .web import views as web_views
 
@@ -139,6 +140,9 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Cache-Control"] = "no-store"  # results are patient data
         return resp
+
+    # Outermost: once the answer is written, what the app left unread of a body is drained (bounded).
+    app.wsgi_app = DrainUnreadBody(app.wsgi_app, settings.drain_max_bytes, settings.drain_seconds)  # type: ignore[method-assign]
 
     log.info("knowledge %s loaded from %s: %d analytes, %d note rules", kb.version, kb.directory,
              len(kb.analytes), len(kb.notes))

@@ -20,6 +20,11 @@ class Settings:
     # memory (about 4.5 kB per result while the answer is built); a batch over it would otherwise be
     # retried by the load balancer on every replica in turn.
     max_batch_results: int = 20_000
+    # LABINTERP_DRAIN_MAX_BYTES and LABINTERP_DRAIN_SECONDS: what is left unread of a refused body is
+    # read and discarded after the answer, at most this many bytes for at most this long, so that a
+    # client that writes its whole body before reading gets the 413 (service/ops/drain.py).
+    drain_max_bytes: int = 134_217_728
+    drain_seconds: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from werkzeug.test import EnvironBuilder
 
 from service.config import Settings
+from service.ops.drain import DrainUnreadBody
 
 from .contract_check import SPEC_URI
 
@@ -440,3 +441,76 @@ def test_streamed_body_over_limit_is_refused(app, conform):
     assert status == 413, f"got {status} after reading {read} bytes: {body[:120]!r}"
     assert read <= LIMIT + 65536  # refused once past the limit, not after reading everything
     conform("post", PATH, _Resp(status, headers, body))
+
+
+# ---------------------------------------------------------------- what a refused body leaves unread
+
+
+class CountingInput(io.RawIOBase):
+    """wsgi.input of `size` filler bytes (None: endless), noting how much was read when the answer started."""
+
+    def __init__(self, size: int | None, delay: float = 0.0):
+        self.size, self.delay, self.served, self.at_answer = size, delay, 0, None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        time.sleep(self.delay)
+        n = len(buf) if self.size is None else min(len(buf), self.size - self.served)
+        buf[:n] = b" " * n
+        self.served += n
+        return n
+
+
+def _drained(stream: CountingInput, length: int | None, terminated: bool = True, max_bytes: int = 4 * 1024 * 1024,
+             seconds: float = 5.0) -> tuple[int, float]:
+    """POST to an app that answers 413 at once, reading nothing (as read_json does for a Content-Length
+    over the limit), behind the service's drain; (bytes read in all, seconds)."""
+    def refusing_app(environ, start_response):
+        start_response("413 Request Entity Too Large", [("Content-Type", PROBLEM)])
+        stream.at_answer = stream.served
+        return [b"{}"]
+
+    env = _environ(**{"wsgi.input": stream})
+    env.pop("CONTENT_LENGTH", None)
+    if length is None:
+        env["HTTP_TRANSFER_ENCODING"] = "chunked"
+    else:
+        env["CONTENT_LENGTH"] = str(length)
+    if terminated:
+        env["wsgi.input_terminated"] = True
+    status, _, _, elapsed = _call_wsgi(DrainUnreadBody(refusing_app, max_bytes, seconds), env)
+    assert status == 413
+    return stream.served, elapsed
+
+
+def test_a_refused_body_is_drained_after_the_answer():
+    stream = CountingInput(3 * 1024 * 1024)
+    served, elapsed = _drained(stream, 3 * 1024 * 1024)
+    assert stream.at_answer == 0 and served == 3 * 1024 * 1024  # answered first, then read to its end
+    assert elapsed < GUARD_SECONDS
+
+
+def test_no_drain_where_the_server_does_not_end_the_stream():
+    """Without wsgi.input_terminated a read past the body could block: nothing is read."""
+    stream = CountingInput(3 * 1024 * 1024)
+    assert _drained(stream, 3 * 1024 * 1024, terminated=False)[0] == 0
+
+
+def test_a_body_declared_beyond_the_drain_bound_is_not_read():
+    stream = CountingInput(64 * 1024 * 1024)
+    assert _drained(stream, 64 * 1024 * 1024, max_bytes=4 * 1024 * 1024)[0] == 0
+
+
+def test_an_endless_chunked_body_is_drained_up_to_the_byte_bound():
+    stream = CountingInput(None)
+    served, elapsed = _drained(stream, None, max_bytes=4 * 1024 * 1024)
+    assert served == 4 * 1024 * 1024 + 1 and elapsed < GUARD_SECONDS
+
+
+def test_a_slow_body_is_drained_up_to_the_time_bound():
+    mib = 1024 * 1024
+    stream = CountingInput(100 * mib, delay=0.05)  # 1 MiB per read, 20 reads a second: 5 s to its end
+    served, elapsed = _drained(stream, None, max_bytes=1 << 40, seconds=0.5)
+    assert 0 < served < 100 * mib and elapsed < GUARD_SECONDS  # stopped at the deadline, not at the end

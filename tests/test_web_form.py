@@ -2,12 +2,14 @@
 same parse and core as the JSON API (never a second copy of a rule)."""
 from __future__ import annotations
 
+import io
 import re
 from html.parser import HTMLParser
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder
 
 from service.app import create_app
 from service.config import Settings
@@ -217,4 +219,44 @@ def test_any_form_post_is_answered_with_a_page_never_a_crash(client, data):
 def test_an_oversized_form_is_refused_unread(client, app):
     limit = app.extensions["labinterp.settings"].max_body_bytes
     resp = client.post("/", data={"potassium_value": "1" * (limit + 10)})
-    assert resp.status_code == 413
+    assert resp.status_code == 413 and resp.mimetype == "text/html"
+    page = Page(resp.get_data(as_text=True))
+    assert f"larger than {limit} bytes" in page.text_by_id["form-error"]  # the form again, saying why
+
+
+def _chunked_form(app, body: bytes) -> tuple[int, str, str, int]:
+    """POST / as gunicorn passes a chunked upload: no Content-Length, wsgi.input_terminated set."""
+    stream = io.BytesIO(body)
+    env = EnvironBuilder(path="/", method="POST", content_type="application/x-www-form-urlencoded").get_environ()
+    env.pop("CONTENT_LENGTH", None)
+    env.update({"wsgi.input": stream, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    out: dict = {}
+
+    def start_response(status, headers, exc_info=None):
+        out["status"], out["type"], out["read"] = int(status.split()[0]), dict(headers)["Content-Type"], stream.tell()
+
+    iterable = app(env, start_response)
+    try:
+        html = b"".join(iterable).decode()
+    finally:
+        iterable.close()
+    return out["status"], out["type"], html, out["read"]
+
+
+@pytest.mark.parametrize("extra, status", [(0, 422), (1, 413), (20 * 1024 * 1024, 413)],
+                         ids=["at-limit", "one-byte-over", "over-the-app-wide-cap"])
+def test_a_chunked_form_is_held_to_the_same_limit(app, extra, status):
+    """Without a Content-Length the form is read to one byte past its limit: over it is a 413 page,
+    never a form cut short at some cap and interpreted as if it were whole (Werkzeug truncates a
+    chunked body at max_content_length instead of refusing it)."""
+    limit = app.extensions["labinterp.settings"].max_body_bytes
+    fields = b"potassium_value=3.1&potassium_unit=mmol%2FL&age="
+    body = fields + b"4" * (limit - len(fields)) + b"0" * extra  # an age of ~a million digits
+    got, media_type, html, read = _chunked_form(app, body)
+    assert (got, media_type.split(";")[0]) == (status, "text/html"), html[:300]
+    assert read <= limit + 1 + 65536
+    page = Page(html)
+    if got == 413:
+        assert f"larger than {limit} bytes" in page.text_by_id["form-error"]
+    else:  # read whole and parsed: the age is the one field refused
+        assert "age-error" in page.text_by_id and "form-error" not in page.text_by_id, page.text_by_id

@@ -51,7 +51,8 @@ def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
 
 
 # orjson reads an integer beyond 64 bits as a float; such bodies take the json module's exact path.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# 19 digits, not 20: an integer below -2**63 (-9223372036854775809) has only 19.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

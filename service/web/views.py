@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from marshmallow import Schema
 
 from ..api.interpretations.adapter import parse_panel
@@ -38,6 +38,17 @@ def _render_form(kb: Knowledge, values: dict[str, Any], errors: dict[str, list[s
                            analytes=kb.analytes, tone=rangebar.tone)
 
 
+def _too_large(limit: int) -> bool:
+    """Whether the body is over the form's limit, read to at most one byte past it (as body.read_json
+    probes). The app-wide cap is the batch endpoint's, far larger than a form needs; and Werkzeug cuts a
+    body without Content-Length short at that cap instead of refusing it, which must never reach the
+    form parser as if it were the whole form. What is read is kept for request.form."""
+    if (request.content_length or 0) > limit:
+        return True  # refused unread
+    request.max_content_length = limit + 1  # Flask's per-request cap: the stream ends one byte past the limit
+    return len(request.get_data(cache=True)) > limit
+
+
 def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
     bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                    static_url_path="/assets")
@@ -53,8 +64,9 @@ def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
     def interpret() -> Response:
         kb: Knowledge = current_app.extensions["labinterp.knowledge"]
         settings = current_app.extensions["labinterp.settings"]
-        if (request.content_length or 0) > settings.max_body_bytes:
-            abort(413)  # the app-wide cap is the batch endpoint's, far larger than a form needs
+        if _too_large(settings.max_body_bytes):
+            message = f"the form sent is larger than {settings.max_body_bytes} bytes; nothing was interpreted"
+            return _page(_render_form(kb, {}, {webform.FORM_ERROR: [message]}), 413)
         single = {k: v[:settings.max_string_length] for k, v in request.form.items()}
         lists = {k: request.form.getlist(k) for k in webform.LIST_FIELDS}
         values: dict[str, Any] = {**single, **lists}
