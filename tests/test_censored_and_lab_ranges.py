@@ -48,6 +48,9 @@ CENSORED = [
     ("potassium", "<0.5", "mmol/L", "critical_low", "LL", True, "<"),     # implausible, and the alarm stands
     ("potassium", ">12", "mmol/L", "critical_high", "HH", True, ">"),
     ("vitamin_b12", ">25000", "pg/mL", "implausible", None, False, ">"),  # no critical limit: its own band
+    ("magnesium", "<30", "mg/dL", "indeterminate", None, False, "<"),  # below an implausible high: every band
+    ("potassium", "<12", "mmol/L", "indeterminate", None, False, "<"),
+    ("potassium", ">0.5", "mmol/L", "indeterminate", None, False, ">"),
     ("albumin", "<3.0", "g/dL", "low", "L", False, "<"),
     ("albumin", "<30", "g/L", "low", "L", False, "<"),
     ("albumin", "<4", "g/dL", "indeterminate", None, False, "<"),

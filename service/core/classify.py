@@ -105,13 +105,19 @@ def classify(analyte: Analyte, v: float, comparator: str | None, interval: Inter
         return classify_point(analyte, v, interval, critical)
     impl = analyte.implausible
     if comparator in ("<", "<="):
-        near = classify_point(analyte, v, interval, critical, -1 if comparator == "<" else 0)
+        side = -1 if comparator == "<" else 0
+        near = classify_point(analyte, v, interval, critical, side)
+        if beyond(impl, v, side) < 0:
+            return near  # everything it allows lies below the lowest plausible value
         # the lowest plausible value: the limit itself, or just above it when the limit is inclusive
         far = classify_point(analyte, impl.low, interval, critical, int(impl.low_inclusive)) if impl.low is not None else near
     else:
-        near = classify_point(analyte, v, interval, critical, 1 if comparator == ">" else 0)
+        side = 1 if comparator == ">" else 0
+        near = classify_point(analyte, v, interval, critical, side)
+        if beyond(impl, v, side) > 0:
+            return near  # everything it allows lies above the highest plausible value
         far = classify_point(analyte, impl.high, interval, critical, -int(impl.high_inclusive)) if impl.high is not None else near
-    if near.implausible or far.band == near.band:
+    if far.band == near.band:
         return near
     return Classification("indeterminate", None, False)
 
