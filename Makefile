@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench install install-test browser-deps nginx-deps bench-deps clean openapi
+.PHONY: run test fuzz bench install install-test browser-deps nginx-deps bench-deps clean openapi rule-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench: install-test bench-deps
 # Regenerate openapi.yaml from the code (a test fails when the committed file drifts).
 openapi: install
 	$(BIN)/python -m service.contract > openapi.yaml
+
+# Regenerate the note-rule table of docs/clinical-safety.md from the knowledge (a test fails when stale).
+rule-table: install
+	$(BIN)/labinterp rule-table --write docs/clinical-safety.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis test-output

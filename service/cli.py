@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import IO, Any, Iterable
@@ -93,7 +92,7 @@ def diff_command(old_dir: str, new_dir: str, path: str, out: IO[str], as_json: b
     result = knowledge_diff.compare(_progress(_panels(_read(path))), _interpreter(old_kb, settings),
                                     _interpreter(new_kb, settings), old_kb, new_kb, examples)
     if as_json:
-        out.write(json.dumps(dataclasses.asdict(result), default=str, indent=1) + "\n")
+        out.write(json.dumps(knowledge_diff.as_json(result), indent=1) + "\n")
     else:
         out.write(knowledge_diff.summary(result) + "\n")
     return 0

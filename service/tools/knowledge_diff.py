@@ -7,8 +7,8 @@ results that would be reported differently, and how.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 from ..core.knowledge import Knowledge
@@ -18,7 +18,7 @@ from ..core.knowledge import Knowledge
 class AnalyteDiff:
     results: int = 0
     band_changed: int = 0
-    transitions: Counter = field(default_factory=Counter)  # (old band, new band) -> results
+    transitions: Counter = field(default_factory=Counter)  # "old band->new band" -> results
     became_critical: int = 0
     no_longer_critical: int = 0
     became_implausible: int = 0
@@ -37,9 +37,22 @@ class KnowledgeDiff:
     refused_by_old: int = 0
     refused_by_new: int = 0
     refused_by_both: int = 0
-    analytes: dict[str, AnalyteDiff] = field(default_factory=lambda: defaultdict(AnalyteDiff))
+    analytes: dict[str, AnalyteDiff] = field(default_factory=dict)
     panel_notes_appearing: Counter = field(default_factory=Counter)
     panel_notes_disappearing: Counter = field(default_factory=Counter)
+
+
+def as_json(d: KnowledgeDiff) -> dict[str, Any]:
+    """The diff as plain JSON values (counters as mappings, most frequent first)."""
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, Counter):
+            return dict(obj.most_common())
+        if isinstance(obj, (AnalyteDiff, KnowledgeDiff)):
+            return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in sorted(obj.items())}
+        return obj
+    return plain(d)
 
 
 def _example(index: int, old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -50,12 +63,12 @@ def _example(index: int, old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _compare_results(d: KnowledgeDiff, index: int, old: dict[str, Any], new: dict[str, Any], examples: int) -> None:
-    a = d.analytes[new["analyte"]]
+    a = d.analytes.setdefault(new["analyte"], AnalyteDiff())
     a.results += 1
     changed = False
     if old["band"] != new["band"]:
         a.band_changed += 1
-        a.transitions[(old["band"], new["band"])] += 1
+        a.transitions[f"{old['band']}->{new['band']}"] += 1
         changed = True
     for key, up, down in (("critical", "became_critical", "no_longer_critical"),
                           ("implausible", "became_implausible", "no_longer_implausible")):
@@ -107,7 +120,7 @@ def summary(d: KnowledgeDiff) -> str:
                      f"{a.became_implausible:>7}{a.no_longer_implausible:>7}")
     for name, a in sorted(d.analytes.items()):
         lines += ["", f"{name}:",
-                  "  band changes: " + (", ".join(f"{o}->{n} {c}" for (o, n), c in a.transitions.most_common(8)) or "none"),
+                  "  band changes: " + (", ".join(f"{t} {c}" for t, c in a.transitions.most_common(8)) or "none"),
                   "  notes appearing: " + _counts(a.notes_appearing, "+"),
                   "  notes disappearing: " + _counts(a.notes_disappearing, "-"),
                   *(f"  e.g. {e}" for e in a.examples)]

@@ -67,7 +67,7 @@ def _context(rng: random.Random, collected: datetime, kbs: Sequence[Knowledge]) 
     ctx: dict[str, Any] = {}
     for kind in ("medications", "symptoms", "conditions"):
         terms = sorted({t for kb in kbs for t in kb.vocabulary.ids(kind)})
-        chosen = [t for t in terms if rng.random() < 1.5 / len(terms)]
+        chosen = [t for t in terms if rng.random() < 1 / len(terms)]
         if chosen:
             ctx[kind] = chosen
     diets = sorted({t for kb in kbs for t in kb.vocabulary.ids("diet")})
