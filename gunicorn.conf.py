@@ -6,14 +6,21 @@ a stopping container finishes the requests it holds before it is killed.
 """
 import contextlib
 import gc
+import ipaddress
 import os
+import socket
 import shutil
 import tempfile
 
 from service.config import Settings
 from service.ops.logs import log_level
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+HOST = os.environ.get("HOST", "127.0.0.1")
+bind = f"{HOST}:{os.environ.get('PORT', '8000')}"
+# Open mode (no key for loopback peers) exists only where nothing but this host can connect.
+if os.environ.get("LABINTERP_AUTH") == "open-on-loopback" and not ipaddress.ip_address(
+        socket.getaddrinfo(HOST, None)[0][4][0]).is_loopback:
+    raise SystemExit(f"LABINTERP_AUTH=open-on-loopback needs HOST on loopback, not {HOST!r}: set a key instead")
 workers = int(os.environ.get("LABINTERP_WORKERS", os.environ.get("WEB_CONCURRENCY", "2")))
 threads = int(os.environ.get("LABINTERP_THREADS", "1"))
 worker_class = "sync" if threads == 1 else "gthread"

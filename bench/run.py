@@ -37,6 +37,9 @@ TARGETS = {"throughput_ratio": 0.80, "p99_ms": 10.0, "batch_ms": 150.0, "core_us
            "naive_speedup": 20.0, "startup_s": 1.5, "rss_mb": 80.0}
 
 
+BENCH_KEY = "bench-key-0123456789abcdef"  # the service always needs one; the floor ignores it
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,7 +49,7 @@ def free_port() -> int:
 def start(app: str, port: int) -> tuple[subprocess.Popen, float]:
     """gunicorn with the production configuration; seconds from spawn to the first 200."""
     # Production settings, request log included (its lines go to /dev/null here).
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_API_KEYS": BENCH_KEY}
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", app],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -77,6 +80,7 @@ def _latency_ms(out: str, percentile: str) -> float:
 def wrk(port: int, body: dict[str, Any], seconds: int = DURATION) -> dict[str, float]:
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                 f'wrk.headers["Authorization"] = "Bearer {BENCH_KEY}"\n'
                  f"wrk.body = {json.dumps(json.dumps(body))}\n")
     script.close()
     out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", script.name,
@@ -106,7 +110,7 @@ def batch(port: int, runs: int = 7) -> dict[str, float]:
     server, client = [], []
     for _ in range(runs):
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations/batch", data=data,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {BENCH_KEY}"})
         t0 = time.perf_counter()
         with urllib.request.urlopen(req, timeout=60) as r:
             body = json.loads(r.read())

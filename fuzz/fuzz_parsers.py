@@ -27,6 +27,7 @@ import yaml  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.config import Settings  # noqa: E402
+from tests.conftest import TEST_KEY  # noqa: E402
 from tests.contract_check import ResponseChecker  # noqa: E402
 from tests.test_fuzz import TARGETS, Harness, build  # noqa: E402
 
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 2
 
     spec = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
-    harness = Harness(create_app(Settings()), ResponseChecker(spec))
+    harness = Harness(create_app(Settings(api_keys=(TEST_KEY,))), ResponseChecker(spec))
     # The service logs every unexpected error (type and place); the run reports those itself.
     logging.getLogger("labinterp").setLevel(logging.CRITICAL)
     print(f"fuzzing {len(chosen)} target(s), {examples} examples each"

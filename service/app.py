@@ -1,6 +1,7 @@
 """The application factory: loads the knowledge (failing fast), wires the front doors."""
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from typing import Any
@@ -72,16 +73,28 @@ def _drop_doc_layers(app: Flask) -> None:
         app.view_functions[endpoint] = inspect.unwrap(view)
 
 
+def _without_security(spec: dict[str, Any]) -> dict[str, Any]:
+    """The contract of open-on-loopback mode: no operation requires the key (from loopback peers)."""
+    spec = copy.deepcopy(spec)
+    for operations in spec["paths"].values():
+        for op in operations.values():
+            if isinstance(op, dict) and "security" in op:
+                op["security"] = [{}, {"apiKey": []}]  # anonymous from loopback, or with a key
+    return spec
+
+
 def _spec_kwargs() -> dict[str, Any]:
     return {"info": {"description": API_DESCRIPTION,
                      "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}},
             "components": {"securitySchemes": {"apiKey": {
                 "type": "http", "scheme": "bearer",
-                "description": "Required on /v1 when the service is configured with LABINTERP_API_KEYS."}}}}
+                "description": "The service's API key (LABINTERP_API_KEYS, or the key file it creates on first "
+                               "start). Required on every patient path; health, readiness and this contract are open."}}}}
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
-    """Build the service. Raises KnowledgeError (naming file and field) when the knowledge is invalid."""
+    """Build the service. Raises KnowledgeError (naming file and field) when the knowledge is invalid, and
+    KeyFileError when no API key can be had."""
     logs.configure(logging.getLogger("labinterp"))
     settings = settings or Settings.from_env()
     kb = knowledge or load_knowledge(settings.ranges_dir)
@@ -106,17 +119,23 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(cds_views.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(ops_views.blp)
-    contract = cds_views.refine_contract(refine_contract(api.spec.to_dict(), kb), kb)
+    contract = refine_contract(api.spec.to_dict(), kb)
+    contract = fhir_views.refine_contract(contract, settings.max_fhir_resources)
+    contract = cds_views.refine_contract(contract, kb)
     _drop_doc_layers(app)
     if settings.form:  # registered after the spec is taken: HTML pages, not part of the JSON contract
         app.register_blueprint(web_views.make_blueprint(schemas))
-        if settings.api_keys:
-            log.warning("the clinician form at / takes no API key; set LABINTERP_FORM=off or put it behind "
-                        "your sign-on proxy if it must be restricted")
+    keys, where = auth.resolve_keys(settings.api_keys, settings.api_key_file)
+    if settings.auth == auth.OPEN_ON_LOOPBACK:
+        contract = _without_security(contract)
+        log.warning("LABINTERP_AUTH=open-on-loopback: the API answers loopback peers without a key; "
+                    "every other request needs one")
+    log.info("API key: %s; send it as Authorization: Bearer <key> (the form, beyond this host, as the "
+             "password of HTTP Basic)", where)
     app.extensions["labinterp.contract"] = contract
     app.extensions["labinterp.contract_yaml"] = health.render_spec(contract)
 
-    auth.install(app, settings.api_keys, error_response)
+    auth.install(app, keys, settings.auth, error_response)
 
     @app.errorhandler(ApiProblem)
     def _api_problem(exc: ApiProblem) -> Response:

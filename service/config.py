@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+AUTH_MODES = ("keys", "open-on-loopback")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -12,7 +14,12 @@ class Settings:
     max_results: int = 100  # LABINTERP_MAX_RESULTS: results per panel
     max_string_length: int = 200  # LABINTERP_MAX_STRING_LENGTH: ids, free-text fields
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
-    api_keys: tuple[str, ...] = ()  # LABINTERP_API_KEYS: comma-separated; empty means /v1 runs open
+    # LABINTERP_API_KEYS: comma-separated. When unset, the key of LABINTERP_API_KEY_FILE (created with a
+    # random key on first start); LABINTERP_AUTH=open-on-loopback, by name, opens the API to loopback
+    # peers only (service/api/auth.py). There is no way to answer patient paths without a key beyond it.
+    api_keys: tuple[str, ...] = ()
+    api_key_file: str = ".labinterp/api-key"
+    auth: str = "keys"
     form: bool = True  # LABINTERP_FORM: on | off; the clinician form at /
     max_fhir_resources: int = 1000  # LABINTERP_MAX_FHIR_RESOURCES: resources per FHIR request
     max_batch_bytes: int = 16_777_216  # LABINTERP_MAX_BATCH_BYTES: body limit of the batch endpoint
@@ -38,6 +45,10 @@ class Settings:
                 if raw.lower() not in ("on", "off"):
                     raise ValueError(f"LABINTERP_FORM must be on or off, not {raw!r}")
                 values[f.name] = raw.lower() == "on"
+            elif f.name == "auth":
+                if raw not in AUTH_MODES:
+                    raise ValueError(f"LABINTERP_AUTH must be one of {', '.join(AUTH_MODES)}, not {raw!r}")
+                values[f.name] = raw
             elif f.name == "api_keys":
                 values[f.name] = tuple(k.strip() for k in raw.split(",") if k.strip())
             elif f.type == "int":

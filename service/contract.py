@@ -9,7 +9,7 @@ from .config import Settings
 
 def generate() -> str:
     """The contract of an app with default settings and the bundled knowledge."""
-    app = create_app(Settings())
+    app = create_app(Settings(api_keys=("contract-generation-only",)))  # no key file is made for this
     return str(app.extensions["labinterp.contract_yaml"])
 
 

@@ -14,16 +14,32 @@ pytest_plugins = ["tests.browser"]  # the `browser` and `page` fixtures of the b
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# The API key of the test apps and servers: the service never answers its patient paths without one.
+TEST_KEY = "test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+
+
+def make_app(**settings: Any):
+    """The service as tests build it: the test key, unless a test gives other keys."""
+    settings.setdefault("api_keys", (TEST_KEY,))
+    return create_app(Settings(**settings))
+
+
+def keyed_client(app):
+    """A test client that sends the test key with every request (as an authorised caller would)."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
+    return client
 
 
 @pytest.fixture(scope="session")
 def app():
-    return create_app(Settings())
+    return make_app()
 
 
 @pytest.fixture()
 def client(app):
-    return app.test_client()
+    return keyed_client(app)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .conftest import ROOT
+from .conftest import ROOT, TEST_KEY
 
 
 def free_port() -> int:
@@ -22,7 +22,8 @@ def free_port() -> int:
 def start_gunicorn(port: int, log_path: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     """gunicorn as `make run` starts it; its output goes to a file (a pipe nobody reads would fill and block it)."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_WORKERS": "2", **(env_extra or {})}
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_WORKERS": "2",
+           "LABINTERP_API_KEYS": TEST_KEY, **(env_extra or {})}
     with open(log_path, "wb") as log:
         return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "service.app:create_app()"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, keyed_client, make_app
 
 GOOD = {"results": [{"id": "k", "analyte": "k", "value": 3.1, "unit": "mmol/L"},
                     {"id": "b12", "analyte": "b12", "value": 180, "unit": "pg/mL"}]}
@@ -133,7 +133,7 @@ def test_a_batch_over_the_results_limit_is_refused_whole(conform):
     from service.app import create_app
     from service.config import Settings
 
-    client = create_app(Settings(max_batch_results=10)).test_client()
+    client = keyed_client(make_app(max_batch_results=10))
     panel = {"results": [{"analyte": "potassium", "value": 4.0, "unit": "mmol/L"}] * 5}
     ok = client.post("/v1/interpretations/batch", json={"panels": [panel, panel]})
     assert ok.status_code == 200 and len(ok.get_json()["results"]) == 2

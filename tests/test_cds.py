@@ -78,11 +78,15 @@ def test_only_the_newest_result_of_each_analyte_counts(client):
 
 
 @pytest.mark.parametrize("key", ["patient", *ANALYTE_KEYS])
-def test_a_needed_prefetch_that_was_not_sent_is_a_412(client, key):
+def test_a_needed_prefetch_that_was_not_sent_breaks_the_contract(client, conform, key):
+    """The contract requires the keys the service needs; without one the call is invalid: 422 naming
+    it (CDS Hooks' 412 is for a service that cannot fetch what it needs; this contract asks for it)."""
     body = hook_request()
     del body["prefetch"][key]
     resp = client.post(URL, json=body)
-    assert resp.status_code == 412 and resp.mimetype == "application/problem+json"
+    conform("post", "/cds-services/{service_id}", resp)
+    assert resp.status_code == 422 and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["title"] == "Prefetch needed"
     assert resp.get_json()["errors"] == [{"pointer": f"/prefetch/{key}", "message": resp.get_json()["errors"][0]["message"]}]
 
 
@@ -129,3 +133,18 @@ def test_any_panel_gives_short_summaries_and_the_band_of_each_abnormal_result(cl
     abnormal = [r for r in report["results"] if not (r["flag"] == "N" and r["band"] == "normal")]
     assert len(cards) == len(abnormal) + len(report["notes"])
     assert [c["indicator"] == "critical" for c in cards[:len(abnormal)]] == [r["critical"] for r in abnormal]
+
+
+def test_a_prefetched_resource_the_r4_models_refuse_is_said_in_a_card(client):
+    broken = observation("k-bad", "2823-3", 3.1, "mmol/L")
+    broken["bogus"] = 1
+    cards = call(client, hook_request(potassium=searchset(broken, observation("k", "2823-3", 3.1, "mmol/L"))))
+    unread = [c for c in cards if "not FHIR R4: not read" in c["summary"]]
+    assert len(unread) == 1 and unread[0]["indicator"] == "info" and "`potassium`" in unread[0]["detail"]
+    assert any(c["summary"].startswith("Potassium 3.1 mmol/L: low") for c in cards)  # the other was read
+
+
+def test_a_prefetch_key_holding_the_wrong_resource_type_is_refused(client, conform):
+    resp = client.post(URL, json=hook_request(patient=observation("k", "2823-3", 3.1, "mmol/L")))
+    conform("post", "/cds-services/{service_id}", resp)
+    assert resp.status_code == 422 and resp.get_json()["errors"][0]["pointer"] == "/prefetch/patient"

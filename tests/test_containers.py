@@ -67,10 +67,13 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
     return _VARIABLE.sub(one, value)
 
 
-def load_compose(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """docker-compose.yml as Compose reads it: with `env` (default: none of the variables set)."""
+COMPOSE_KEY = "compose-key-0123456789abcdef"
+
+
+def load_compose(env: dict[str, str] | None = None, with_key: bool = True) -> dict[str, Any]:
+    """docker-compose.yml as Compose reads it: with `env`, and the API key every deployment must set."""
     raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    return interpolate(raw, env or {})
+    return interpolate(raw, {**({"LABINTERP_API_KEYS": COMPOSE_KEY} if with_key else {}), **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -281,12 +284,18 @@ def test_every_labinterp_variable_in_compose_is_a_real_setting(compose):
         assert name in environment
 
 
+def test_compose_refuses_to_start_replicas_without_a_shared_key():
+    with pytest.raises(KeyError, match="LABINTERP_API_KEYS"):
+        load_compose(with_key=False)
+
+
 def test_the_compose_defaults_are_settings_the_service_accepts(compose, monkeypatch):
     environment = {k: str(v) for k, v in compose["services"]["labinterp"]["environment"].items()}
     settings = Settings.from_env(environment)
-    assert settings.api_keys == () and settings.form is True  # empty LABINTERP_API_KEYS: open, as documented
+    assert settings.api_keys == (COMPOSE_KEY,) and settings.form is True
     assert settings.ranges_dir == "/app/reference_ranges"
-    assert dataclasses.replace(settings, ranges_dir=None) == Settings()  # the other defaults are the service's
+    # the other defaults are the service's
+    assert dataclasses.replace(settings, ranges_dir=None, api_keys=()) == Settings()
     gunicorn = _gunicorn_settings(monkeypatch, environment)
     assert (gunicorn["workers"], gunicorn["threads"], gunicorn["timeout"], gunicorn["loglevel"]) == (2, 1, 30, "info")
 

@@ -259,13 +259,16 @@ def test_a_disagreeing_laboratory_flag_is_kept_in_words(client):
 
 @pytest.mark.parametrize("body, status, code, where", [
     ({"resourceType": "Patient", "id": "x"}, 422, "not-supported", "resourceType"),
-    ({"resourceType": "Bundle", "type": "document", "entry": []}, 422, "not-supported", "Bundle.type"),
+    ({"resourceType": "Bundle", "type": "document", "entry": []}, 422, "value", "Bundle.type"),
     ({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Nope"}}]},
-     422, "structure", "Bundle.entry[0].resource.resourceType"),
+     422, "not-supported", "Bundle.entry[0].resource.resourceType"),
     ({"resourceType": "Observation", "code": {"text": "k"}}, 422, "required", "Observation.status"),
-    (observation("k", "2823-3", 3.1, "mmol/L", bogus=1), 422, "structure", "Observation.bogus"),
+    ({"resourceType": "DiagnosticReport", "status": None, "code": None}, 422, "structure", "DiagnosticReport.code"),
+    ({"resourceType": "Bundle", "type": "collection",
+      "entry": [{"resource": {"resourceType": "Observation", "status": "done", "code": {}}}]},
+     422, "value", "Bundle.entry[0].resource.status"),
     ({"resourceType": "Observation", "status": "final", "code": {"text": "k"},
-      "valueQuantity": {"value": float("nan")}}, 422, "value", "Observation.valueQuantity.value"),
+      "valueQuantity": {"value": float("nan")}}, 422, "value", "Observation"),
     ([1, 2], 400, "structure", None),
 ])
 def test_hostile_requests_get_an_operation_outcome_naming_the_element(client, body, status, code, where):
@@ -276,6 +279,21 @@ def test_hostile_requests_get_an_operation_outcome_naming_the_element(client, bo
     assert out["issue"][0]["code"] == code and out["issue"][0]["severity"] == "error"
     if where:
         assert where in [e for i in out["issue"] for e in i.get("expression", [])]
+
+
+def test_a_resource_the_r4_models_refuse_is_named_and_the_others_are_read(client, conform):
+    """One malformed resource never fails the others: it is not read, and the OperationOutcome of the
+    200 answer names it by FHIRPath."""
+    bad = observation("bad", "2823-3", 3.1, "mmol/L", bogus=1)
+    good = observation("k", "2823-3", 3.1, "mmol/L")
+    out = conform("post", "/fhir/$interpret", post(client, bundle(bad, good)))
+    interpreted = [e["resource"]["id"] for e in out["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert interpreted == ["k"]
+    issues = next(e["resource"] for e in out["entry"] if e["resource"]["resourceType"] == "OperationOutcome")["issue"]
+    assert any(i["severity"] == "error" and "Bundle.entry[0].resource.bogus" in i.get("expression", []) for i in issues)
+    alone = conform("post", "/fhir/$interpret", post(client, bad))
+    assert [e["resource"]["resourceType"] for e in alone["entry"]] == ["OperationOutcome"]
+    assert any("Observation.bogus" in i.get("expression", []) for i in alone["entry"][0]["resource"]["issue"])
 
 
 def test_ten_thousand_entries_are_refused_as_too_costly(client):

@@ -31,6 +31,7 @@ from service.core.units import unit_key
 from service.core.values import MAX_VALUE, parse_value
 from service.core.vocabulary import COMPARATORS
 
+from .conftest import keyed_client
 from .test_properties import valid_panels
 
 PATH = "/v1/interpretations"
@@ -50,7 +51,7 @@ class Harness:
     statuses: dict[str, Counter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.client = self.app.test_client()
+        self.client = keyed_client(self.app)
         self.kb = self.app.extensions["labinterp.knowledge"]
 
     def __repr__(self) -> str:  # shown in falsifying examples

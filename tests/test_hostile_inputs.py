@@ -24,6 +24,7 @@ from werkzeug.test import EnvironBuilder
 from service.config import Settings
 from service.ops.drain import DrainUnreadBody
 
+from .conftest import AUTH
 from .contract_check import SPEC_URI
 
 PATH = "/v1/interpretations"
@@ -387,7 +388,7 @@ class _Resp:
 
 
 def _environ(**overrides: Any) -> dict[str, Any]:
-    env = EnvironBuilder(path=PATH, method="POST", content_type=JSON, data=b"{}").get_environ()
+    env = EnvironBuilder(path=PATH, method="POST", content_type=JSON, data=b"{}", headers=AUTH).get_environ()
     env.update(overrides)
     return env
 

@@ -18,6 +18,7 @@ No timing is asserted except generous upper bounds against hangs.
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -35,7 +36,7 @@ import requests
 
 from service.config import Settings
 
-from .conftest import ROOT
+from .conftest import AUTH, ROOT, TEST_KEY
 from .servers import free_port, start_gunicorn, stop, wait_ready
 from .test_scale_out import Nginx, _require_nginx, workers
 
@@ -62,6 +63,14 @@ class Door:
     content_type: str
     answer: str  # the media type of its 413
     limit: int
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The key as this door takes it: a bearer token, or the form's HTTP Basic password (the form
+        needs it beyond loopback, and behind nginx every request comes through a proxy)."""
+        if self.name != "form":
+            return AUTH
+        return {"Authorization": "Basic " + base64.b64encode(f"clinician:{TEST_KEY}".encode()).decode()}
 
 
 DOORS = [
@@ -104,7 +113,7 @@ def via_http_client(base: str, door: Door, body: bytes, body_file: Path, chunked
     try:
         # bytes: sent with a Content-Length, all of it before the answer is read; an iterable: chunked.
         conn.request("POST", door.path, body=_chunks(body) if chunked else body,
-                     headers={"Content-Type": door.content_type, "X-Request-Id": rid})
+                     headers={"Content-Type": door.content_type, "X-Request-Id": rid, **door.auth})
         resp = conn.getresponse()
         data = resp.read()
         headers = {k.lower(): v for k, v in resp.getheaders()}
@@ -117,7 +126,7 @@ def via_http_client(base: str, door: Door, body: bytes, body_file: Path, chunked
 def via_requests(base: str, door: Door, body: bytes, body_file: Path, chunked: bool, rid: str) -> Answer:
     started = time.monotonic()
     with requests.post(base + door.path, data=_chunks(body) if chunked else body, timeout=GUARD_SECONDS,
-                       headers={"Content-Type": door.content_type, "X-Request-Id": rid}) as resp:
+                       headers={"Content-Type": door.content_type, "X-Request-Id": rid, **door.auth}) as resp:
         data = resp.content
         headers = {k.lower(): v for k, v in resp.headers.items()}
         return Answer(resp.status_code, headers.get("content-type", "").split(";")[0], headers, data,
@@ -133,6 +142,7 @@ def via_curl(base: str, door: Door, body: bytes, body_file: Path, chunked: bool,
     # curl sends `Expect: 100-continue` for a body this large and reads while it sends.
     command = [CURL, "-sS", "--max-time", str(GUARD_SECONDS), "-o", str(out), "-D", str(head),
                "-H", f"Content-Type: {door.content_type}", "-H", f"X-Request-Id: {rid}",
+               "-H", f"Authorization: {door.auth['Authorization']}",
                "--data-binary", f"@{body_file}", base + door.path]
     if chunked:
         command[1:1] = ["-H", "Transfer-Encoding: chunked"]
@@ -269,7 +279,7 @@ def assert_refused(answer: Answer, door: Door, rid: str, conform) -> None:
 
 def assert_serves_a_panel(base: str) -> None:
     with requests.post(base + "/v1/interpretations", data=PANEL, timeout=GUARD_SECONDS,
-                       headers={"Content-Type": JSON}) as resp:
+                       headers={"Content-Type": JSON, **AUTH}) as resp:
         assert resp.status_code == 200, resp.text[:300]
         assert resp.json()["results"][0]["band"] == "low"
 
@@ -418,7 +428,7 @@ class RawClient:
 def _head(rid: str, length: int | None) -> bytes:
     framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
     return (f"POST /v1/interpretations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"X-Request-Id: {rid}\r\n{framing}\r\n\r\n").encode()
+            f"X-Request-Id: {rid}\r\nAuthorization: {AUTH['Authorization']}\r\n{framing}\r\n\r\n").encode()
 
 
 def _wait_line(server: Gunicorn, rid: str) -> dict:

@@ -16,6 +16,7 @@ from service.config import Settings
 from service.ops.logs import JsonFormatter
 
 from .fhir_fixtures import bundle, observation, patient
+from .conftest import AUTH
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 # Values and identifiers no log line may ever carry (all distinctive enough not to occur by chance).
@@ -126,14 +127,14 @@ def test_a_bad_log_level_stops_start_up(monkeypatch):
 
 def _post(port: int, path: str, body: object) -> int:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={**AUTH, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         resp.read()
         return resp.status
 
 
 def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=AUTH), timeout=10) as resp:
         text = resp.read().decode()
     out = {}
     for line in text.splitlines():

@@ -26,6 +26,7 @@ SEXES, DIETS, MEDICATIONS, SYMPTOMS, CONDITIONS = (
     _VOCAB.ids(k) for k in ("sex", "diet", "medications", "symptoms", "conditions"))
 
 from . import core_helpers as h
+from .conftest import keyed_client
 
 KB = h.kb()
 NOW = h.NOW
@@ -321,7 +322,7 @@ def test_every_result_comes_back_once_in_order_with_its_id(body):
 @HTTP
 @given(body=valid_panels())
 def test_every_result_comes_back_once_in_order_over_http(app, conform, body):
-    with app.test_client().post(PATH, json=body) as resp:
+    with keyed_client(app).post(PATH, json=body) as resp:
         assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
         data = conform("post", PATH, resp)
     rs = data["results"]
@@ -343,7 +344,7 @@ def test_interpreting_twice_gives_the_same_answer(body):
 @HTTP
 @given(body=valid_panels())
 def test_interpreting_twice_over_http_gives_the_same_answer(app, body):
-    client = app.test_client()
+    client = keyed_client(app)
     with client.post(PATH, json=body) as one, client.post(PATH, json=body) as two:
         assert one.status_code == two.status_code == 200
         assert one.get_data() == two.get_data()

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT
+from .conftest import AUTH, ROOT, keyed_client
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 pytestmark = pytest.mark.server
@@ -110,7 +110,7 @@ def _expect(client, name: str, path: str, body: dict) -> tuple[Work, float]:
 
 @pytest.fixture(scope="module")
 def workload(app) -> Workload:
-    client = app.test_client()
+    client = keyed_client(app)
     load = [_expect(client, f"panel-{i}", "/v1/interpretations", p)[0] for i, p in enumerate(PANELS)]
     batch, batch_cpu = _expect(client, "batch-50", "/v1/interpretations/batch",
                                {"panels": [_variant(i) for i in range(50)]})
@@ -357,7 +357,7 @@ class Load:
         status, body, echoed, error = None, None, None, None
         try:
             with session.post(self.url + work.path, data=work.body, timeout=120,
-                              headers={"Content-Type": "application/json", "X-Request-Id": rid}) as r:
+                              headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": rid}) as r:
                 status, echoed = r.status_code, r.headers.get("X-Request-ID")
                 body = r.json() if status == 200 else r.text[:300]
         except Exception as exc:  # noqa: BLE001 - a failed request, whatever broke
@@ -501,7 +501,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_takes_no_new_one(workload
         def in_flight() -> None:
             try:
                 with requests.post(url + "/v1/interpretations/batch", data=workload.probe.body, timeout=120,
-                                   headers={"Content-Type": "application/json", "X-Request-Id": "in-flight"}) as r:
+                                   headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": "in-flight"}) as r:
                     outcome.update(status=r.status_code, body=r.json(), rid=r.headers.get("X-Request-ID"))
             except Exception as exc:  # noqa: BLE001 - asserted below
                 outcome["error"] = repr(exc)
@@ -516,7 +516,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_takes_no_new_one(workload
         _wait_until(lambda: set(workers(proc.pid)) <= {busy}, 20, "the idle worker exited")
         with pytest.raises(requests.ConnectionError):
             requests.post(url + "/v1/interpretations", data=workload.load[0].body, timeout=60,
-                          headers={"Content-Type": "application/json"})
+                          headers={**AUTH, "Content-Type": "application/json"})
         thread.join(120)
         assert "error" not in outcome, outcome.get("error")
         assert outcome["at"] > signalled
@@ -540,19 +540,19 @@ def test_nginx_passes_a_post_on_when_an_upstream_is_down(workload, out):
             for i in range(20):
                 work = panels[i % len(panels)]
                 with session.post(nginx.url + work.path, data=work.body, timeout=60,
-                                  headers={"Content-Type": "application/json", "X-Request-Id": f"down-{i}"}) as r:
+                                  headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"down-{i}"}) as r:
                     assert (r.status_code, r.headers["X-Request-ID"]) == (200, f"down-{i}")
                     assert r.json() == work.expected
             # No X-Request-Id, or one the service would refuse: nginx's own id reaches the service.
             generated = []
             for headers in ({}, {"X-Request-Id": "not a valid id!"}):
                 with session.post(nginx.url + "/v1/interpretations", data=panels[0].body, timeout=60,
-                                  headers={"Content-Type": "application/json", **headers}) as r:
+                                  headers={**AUTH, "Content-Type": "application/json", **headers}) as r:
                     assert r.status_code == 200 and re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-ID"])
                     generated.append(r.headers["X-Request-ID"])
             # A body over nginx's default 1 MiB limit reaches the batch endpoint (16 MiB).
             with session.post(nginx.url + workload.padded.path, data=workload.padded.body, timeout=60,
-                              headers={"Content-Type": "application/json"}) as r:
+                              headers={**AUTH, "Content-Type": "application/json"}) as r:
                 assert r.status_code == 200, r.text[:300]
                 assert r.json() == workload.padded.expected
             with session.get(nginx.url + "/nginx-health", timeout=10) as r:

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import AUTH, ROOT
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 pytestmark = pytest.mark.server
@@ -30,13 +30,13 @@ def test_gunicorn_serves_a_panel_over_http(server):
     body = {"results": [{"id": "k-7f3a", "analyte": "potassium", "value": 3.0817, "unit": "mmol/L"},
                         {"id": "b12", "code": "2132-9", "value": 180, "unit": "pg/mL"}]}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json", "X-Request-ID": "t-1"})
+                                 headers={**AUTH, "Content-Type": "application/json", "X-Request-ID": "t-1"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         data = json.load(resp)
         assert resp.headers["X-Request-ID"] == "t-1" and resp.headers["Cache-Control"] == "no-store"
     assert [(r["id"], r["band"]) for r in data["results"]] == [("k-7f3a", "low"), ("b12", "deficient")]
     bad = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=b"{",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={**AUTH, "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=10)
     assert err.value.code == 400 and err.value.headers["Content-Type"] == "application/problem+json"

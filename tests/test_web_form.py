@@ -229,7 +229,8 @@ def _chunked_form(app, body: bytes) -> tuple[int, str, str, int]:
     stream = io.BytesIO(body)
     env = EnvironBuilder(path="/", method="POST", content_type="application/x-www-form-urlencoded").get_environ()
     env.pop("CONTENT_LENGTH", None)
-    env.update({"wsgi.input": stream, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    env.update({"wsgi.input": stream, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked",
+                "REMOTE_ADDR": "127.0.0.1"})  # the form answers this host without a key
     out: dict = {}
 
     def start_response(status, headers, exc_info=None):

@@ -16,6 +16,7 @@ from ..core.report import Note, PanelReport, ResultReport, tidy
 from ..fhir.interpret import interpret_read
 from ..fhir.observations import Mapped
 from ..fhir.outcome import FhirError
+from ..fhir.envelope import check, component_for
 from ..fhir.reader import entry_index, read_request
 from ..fhir.writer import signature
 
@@ -30,7 +31,9 @@ CARD_INDICATOR = {"critical": "critical", "abnormal": "warning", "implausible": 
 
 
 class PrefetchMissing(Exception):
-    """A prefetch the service needs was not sent: 412 Precondition Failed, as the spec says."""
+    """A prefetch key the service needs was not sent. CDS Hooks lets a service that cannot obtain its
+    data answer 412; this service's contract declares the keys it needs as required, so a call without
+    them breaks the contract and is answered like any other invalid request: 422, naming the key."""
 
     def __init__(self, keys: list[str]):
         self.keys = keys
@@ -68,30 +71,41 @@ def discovery(kb: Knowledge) -> dict[str, Any]:
     }]}
 
 
-def _as_bundle(prefetch: dict[str, Any], kb: Knowledge) -> tuple[dict[str, Any], list[str]]:
+# What each prefetch key may hold (besides null): the resource types its template searches for.
+def prefetch_kinds(kb: Knowledge) -> dict[str, tuple[str, ...]]:
+    return {"patient": ("Patient",), **{a: ("Bundle", "Observation") for a in analyte_keys(kb)},
+            **{k: ("Bundle",) for k in CONTEXT_KEYS}}
+
+
+def _prefetch_problems(key: str, value: Any, kinds: tuple[str, ...], max_resources: int) -> list[Problem]:
+    """What is wrong with one prefetched value against the contract (service/fhir/envelope.py)."""
+    kind = value.get("resourceType") if isinstance(value, dict) else None
+    if kind not in kinds:
+        return [Problem(("prefetch", key), f"expected {' or '.join(kinds)} (or null), not {str(kind)[:40]!r}")]
+    issues = check(value, component_for(value), kind, max_resources)
+    return [Problem(("prefetch", key), f"{i.expression}: {i.diagnostics}") for i in issues]
+
+
+def _as_bundle(prefetch: dict[str, Any], kb: Knowledge, max_resources: int) -> tuple[dict[str, Any], list[str]]:
     """All prefetched resources as one collection Bundle; which prefetch key each entry came from."""
     missing = [k for k in ("patient", *analyte_keys(kb)) if k not in prefetch]
     if missing:
         raise PrefetchMissing(missing)
     entries: list[dict[str, Any]] = []
     origin: list[str] = []
-    for key in ("patient", *analyte_keys(kb), *CONTEXT_KEYS):
+    for key, kinds in prefetch_kinds(kb).items():
         value = prefetch.get(key)
         if value is None:
             continue
-        if not isinstance(value, dict):
-            raise PrefetchInvalid((Problem(("prefetch", key), "expected a FHIR resource or null"),))
-        if value.get("resourceType") != "Bundle":
-            resources = [value]
-        elif isinstance(value.get("entry", []), list):
-            resources = [e.get("resource") if isinstance(e, dict) else None for e in value.get("entry", [])]
+        problems = _prefetch_problems(key, value, kinds, max_resources)
+        if problems:
+            raise PrefetchInvalid(tuple(problems))
+        if value["resourceType"] == "Bundle":  # a search: its entries' resources (an entry may have none)
+            resources = [e["resource"] for e in value.get("entry") or [] if isinstance(e.get("resource"), dict)]
         else:
-            raise PrefetchInvalid((Problem(("prefetch", key, "entry"), "expected an array"),))
-        for r in resources:
-            if not isinstance(r, dict):
-                raise PrefetchInvalid((Problem(("prefetch", key), "every entry needs a resource"),))
-            entries.append({"resource": r})
-            origin.append(key)
+            resources = [value]
+        entries += [{"resource": r} for r in resources]
+        origin += [key] * len(resources)
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}, origin
 
 
@@ -104,7 +118,7 @@ def _later(a: Mapped, b: Mapped) -> bool:
 def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datetime | None = None, *,
           reports: list[PanelReport] | None = None) -> dict[str, Any]:
     """The cards of one hook call; the core's reports are appended to `reports` when given."""
-    bundle, origin = _as_bundle(request.get("prefetch") or {}, kb)
+    bundle, origin = _as_bundle(request.get("prefetch") or {}, kb, max_resources)
     try:
         read = read_request(bundle, max_resources)
     except FhirError as exc:
@@ -132,7 +146,21 @@ def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datet
             if card:
                 out.append(card)
         out += [_card(n.text, n.severity, _detail([n], kb), kb) for n in panel.report.notes]
+    unread = [i for i in read.issues if i.diagnostics.startswith("not read:")]
+    if unread:
+        out.append(_unread_card(unread, origin, kb))
     return {"cards": out}
+
+
+def _unread_card(issues: list[Any], origin: list[str], kb: Knowledge) -> dict[str, Any]:
+    """Prefetched resources the R4 models refused: said, not silently dropped."""
+    lines = []
+    for issue in issues[:10]:
+        key, rest = _locate(issue.expression, origin)
+        lines.append(f"- prefetch `{key or '?'}` {rest}: {issue.diagnostics.removeprefix('not read: ')}")
+    paths = {(_locate(i.expression, origin)[0], entry_index(i.expression)) for i in issues}
+    summary = f"{len(paths)} prefetched resource{'s' if len(paths) != 1 else ''} not FHIR R4: not read"
+    return _card(summary, "info", "\n".join(lines) + f"\n\n_{kb.disclaimer}_", kb)
 
 
 def _locate(expression: str | None, origin: list[str]) -> tuple[str | None, str]:

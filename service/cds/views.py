@@ -16,7 +16,7 @@ from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
 from ..ops.per_request import note_reports
 from .service import (
-    CONTEXT_KEYS, HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery,
+    HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery, prefetch_kinds,
 )
 
 MAX_PREFETCH_KEY = 100  # characters in a prefetch key
@@ -42,7 +42,7 @@ class HookRequestSchema(_Strict):
     prefetch = fields.Dict(keys=fields.String(validate=validate.Length(max=MAX_PREFETCH_KEY)), values=fields.Raw(allow_none=True),
                            metadata={"description": "FHIR resources (searches as searchset Bundles) or null, by the "
                                                     "keys of the discovery document. `patient` and each analyte key "
-                                                    "are needed: omitted gives 412; null means no data."})
+                                                    "are required (null means no data)."})
     extension = fields.Dict()
 
 
@@ -93,7 +93,6 @@ def discover() -> ResponseReturnValue:
          parameters=[{"in": "path", "name": "service_id", "required": True, "schema": {"type": "string", "enum": [SERVICE_ID]}}],
          requestBody={"required": True, "content": {"application/json": {"schema": HookRequestSchema}}})
 @blp.alt_response(200, schema=CardsSchema, success=True, description="One card per abnormal result or panel finding.")
-@blp.alt_response(412, schema=ProblemSchema, content_type=PROBLEM_JSON, description=DESCRIPTIONS[412])
 @document_problems(blp, 400, 401, 404, 413, 415, 422, 500)
 def call(service_id: str) -> ResponseReturnValue:
     """Call the service: the newest result of each analyte from the prefetch, interpreted, as cards."""
@@ -113,9 +112,9 @@ def call(service_id: str) -> ResponseReturnValue:
     try:
         answer = cards(request, kb, settings.max_fhir_resources, reports=reports)
     except PrefetchMissing as exc:
-        raise ApiProblem(412, f"prefetch needed and not sent: {', '.join(exc.keys)}",
+        raise ApiProblem(422, f"prefetch needed and not sent: {', '.join(exc.keys)}",
                          [Problem(("prefetch", k), "needed; send the resource, or null when there is none")
-                          for k in exc.keys]) from None
+                          for k in exc.keys], title=PREFETCH_MISSING_TITLE) from None
     except PrefetchInvalid as exc:
         raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the prefetch", exc.problems,
                          title=FHIR_STRUCTURE_TITLE) from None
@@ -124,17 +123,26 @@ def call(service_id: str) -> ResponseReturnValue:
 
 
 FHIR_STRUCTURE_TITLE = "Invalid FHIR in prefetch"
+PREFETCH_MISSING_TITLE = "Prefetch needed"
 
 
 
 def refine_contract(contract: dict[str, Any], kb: Knowledge) -> dict[str, Any]:
-    """Name the prefetch keys in the contract: the needed ones required (resource or null)."""
+    """Name the prefetch keys in the contract, each with the FHIR resources it may hold (the same
+    components as POST /fhir/$interpret), the needed ones required."""
     schema = contract["components"]["schemas"]["HookRequest"]
     needed = ("patient", *analyte_keys(kb))
-    resource_or_null = {"oneOf": [{"type": "object", "required": ["resourceType"],
-                                   "properties": {"resourceType": {"type": "string"}}}, {"type": "null"}]}
+    properties = {key: {"oneOf": [{"type": "null"}, *(_kind_schema(k) for k in kinds)]}
+                  for key, kinds in prefetch_kinds(kb).items()}
     schema["properties"]["prefetch"] = {**schema["properties"]["prefetch"], "required": list(needed),
-                                        "properties": {k: resource_or_null for k in (*needed, *CONTEXT_KEYS)},
+                                        "properties": properties,
                                         "propertyNames": {"maxLength": MAX_PREFETCH_KEY}}
     schema["required"] = sorted({*schema["required"], "prefetch"})
     return contract
+
+
+def _kind_schema(kind: str) -> dict[str, Any]:
+    if kind in ("Bundle", "Observation"):
+        return {"$ref": f"#/components/schemas/Fhir{kind}"}
+    return {"type": "object", "required": ["resourceType"], "properties": {"resourceType": {"const": kind}},
+            "description": f"An R4 {kind}."}

@@ -1,22 +1,20 @@
-"""Read a FHIR R4 request: check its structure, then find every resource and where it sits.
+"""Read a FHIR R4 request: check its contract, then find every resource and where it sits.
 
-fhir.resources (R4B models) checks the structure; it does not check codes or invariants, and it
-raises on unknown resource types inside a Bundle, so this module walks the raw JSON first (size,
-numbers, resource types) and keeps working on the raw dicts, which are echoed back as they came.
+The request's contract (service/fhir/envelope.py: resource types, required elements, codes) is
+checked whole; fhir.resources (R4B models) then checks each resource's structure on its own, and this
+module keeps working on the raw dicts, which are echoed back as they came.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from .envelope import request_issues
 from .outcome import FhirError, Issue, fhirpath
-
-TOP_LEVEL = ("Observation", "Bundle", "DiagnosticReport")
-BUNDLE_TYPES = ("collection", "batch", "transaction", "searchset")
 CONTEXT_TYPES = ("Patient", "MedicationAdministration", "MedicationStatement", "Medication")
 MAX_ISSUES = 50
 
@@ -70,76 +68,67 @@ def entry_index(path: str | None) -> int | None:
     return int(path[len("Bundle.entry["):path.index("]")])
 
 
-def _walk(value: Any, loc: tuple) -> Iterator[tuple[tuple, Any]]:
-    yield loc, value
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, loc + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, loc + (i,))
-
-
-def _precheck(body: Any, max_resources: int) -> str:
-    if not isinstance(body, dict):
-        raise FhirError(400, [Issue("error", "structure", "expected a FHIR resource (a JSON object)")])
-    kind = body.get("resourceType")
-    if kind not in TOP_LEVEL:
-        raise FhirError(422, [Issue("error", "not-supported",
-                                    f"send an Observation, a Bundle or a DiagnosticReport, not {str(kind)[:40]!r}",
-                                    "resourceType")])
-    root = str(kind)
-    count, problems = 0, []
-    for loc, value in _walk(body, ()):
+def _count_resources(body: Any, max_resources: int, root: str) -> None:
+    """Resources anywhere in the request (entries, contained): bounded before any model runs. And every
+    number finite (NaN and Infinity are not JSON; the body reader parses them to say where they are)."""
+    count, stack = 0, [body]
+    while stack:
+        value = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
-            problems.append(Issue("error", "value", "numbers must be finite", fhirpath(loc, root)))
-        if isinstance(value, dict) and "resourceType" in value:
-            count += 1
-            try:
-                get_fhir_model_class(str(value["resourceType"]))
-            except (ValueError, KeyError, TypeError):
-                problems.append(Issue("error", "structure", f"unknown resource type {str(value['resourceType'])[:40]!r}",
-                                      fhirpath(loc + ("resourceType",), root)))
+            raise FhirError(422, [Issue("error", "value", "numbers must be finite (NaN and Infinity are not JSON)", root)])
+        if isinstance(value, dict):
+            count += "resourceType" in value
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
         if count > max_resources:
-            raise FhirError(422, [Issue("error", "too-costly",
-                                        f"at most {max_resources} resources per request", root)])
-    if problems:
-        raise FhirError(422, problems[:MAX_ISSUES])
-    if root == "Bundle" and body.get("type") not in BUNDLE_TYPES:
-        raise FhirError(422, [Issue("error", "not-supported",
-                                    f"Bundle.type must be one of {', '.join(BUNDLE_TYPES)}", "Bundle.type")])
-    return root
+            raise FhirError(422, [Issue("error", "too-costly", f"at most {max_resources} resources per request", root)])
 
 
-def _validate(body: dict[str, Any], root: str) -> None:
-    """Structure, cardinality and primitive formats, as the R4B models check them."""
+def _structure_issues(resource: dict[str, Any], path: str) -> list[Issue]:
+    """What the R4B models say is wrong with one resource's structure (empty: it is R4)."""
     try:
-        get_fhir_model_class(root).model_validate(body)
+        get_fhir_model_class(str(resource["resourceType"])).model_validate(resource)
     except ValidationError as exc:
-        issues = [Issue("error", "required" if "missing" in e["type"] else "structure",
-                        str(e["msg"])[:300], fhirpath(e["loc"], root)) for e in exc.errors()[:MAX_ISSUES]]
-        raise FhirError(422, issues) from None
+        return [Issue("error", "required" if "missing" in e["type"] else "structure",
+                      f"not read: {str(e['msg'])[:300]}", fhirpath(e["loc"], path)) for e in exc.errors()[:MAX_ISSUES]]
     except (ValueError, TypeError, KeyError) as exc:  # fhir.resources raising outside pydantic's errors
-        raise FhirError(422, [Issue("error", "structure", f"not a valid FHIR R4 {root}: {type(exc).__name__}",
-                                    root)]) from None
+        return [Issue("error", "structure", f"not read: not a valid FHIR R4 {resource['resourceType']}: "
+                                            f"{type(exc).__name__}", path)]
+    return []
 
 
 def read_request(body: Any, max_resources: int) -> Read:
-    """Every resource of the request, indexed for references; FhirError when it cannot be read."""
-    root = _precheck(body, max_resources)
-    _validate(body, root)
+    """Every resource of the request that is FHIR R4, indexed for references. FhirError (422) when the
+    request breaks its contract (service/fhir/envelope.py); a resource the R4 models refuse is left out,
+    with an issue saying why, so that it never fails the others."""
+    if not isinstance(body, dict):
+        raise FhirError(400, [Issue("error", "structure", "expected a FHIR resource (a JSON object)")])
+    root = str(body.get("resourceType"))
+    _count_resources(body, max_resources, root)
+    problems = request_issues(body, max_resources)
+    if problems:
+        raise FhirError(422, problems[:MAX_ISSUES])
     out = Read()
     if root == "Bundle":
         for i, entry in enumerate(body.get("entry") or []):
-            res = entry.get("resource")
+            res, path = entry.get("resource"), f"Bundle.entry[{i}].resource"
             if isinstance(res, dict):
-                found = _add(out, res, f"Bundle.entry[{i}].resource")
-                if entry.get("fullUrl"):
-                    out.index[entry["fullUrl"]] = found
+                _add_if_r4(out, res, path, entry.get("fullUrl"))
     else:
-        _add(out, body, root)
+        _add_if_r4(out, body, root, None)
     _inherit(out)
     return out
+
+
+def _add_if_r4(out: Read, res: dict[str, Any], path: str, full_url: str | None) -> None:
+    issues = _structure_issues(res, path)
+    if issues:
+        out.issues.extend(issues)
+        return
+    found = _add(out, res, path)
+    if full_url:
+        out.index[full_url] = found
 
 
 def _add(out: Read, res: dict[str, Any], path: str, container: Found | None = None) -> Found:

@@ -12,26 +12,14 @@ from ..api.problems import ApiProblem
 from .outcome import FHIR_JSON, FhirError, Issue, outcome
 from ..core.report import PanelReport
 from ..ops.per_request import note_reports
+from .envelope import component_schemas
 from .interpret import interpret_fhir
 
 ACCEPTED = (FHIR_JSON, "application/json")
 ISSUE_CODES = {400: "structure", 401: "security", 404: "not-found", 405: "not-supported", 413: "too-costly",
                415: "not-supported", 422: "invalid", 500: "exception"}
 
-REQUEST_SCHEMA: dict[str, Any] = {
-    "description": "A FHIR R4 resource: an Observation, a DiagnosticReport (with contained Observations), or a "
-                   "Bundle of type collection, batch, transaction or searchset. Its structure is checked against "
-                   "FHIR R4 (fhir.resources R4B models), which this schema does not restate.",
-    "oneOf": [
-        {"type": "object", "required": ["resourceType", "status", "code"],
-         "properties": {"resourceType": {"const": "Observation"}}},
-        {"type": "object", "required": ["resourceType", "status", "code"],
-         "properties": {"resourceType": {"const": "DiagnosticReport"}}},
-        {"type": "object", "required": ["resourceType", "type"],
-         "properties": {"resourceType": {"const": "Bundle"},
-                        "type": {"enum": ["collection", "batch", "transaction", "searchset"]}}},
-    ],
-}
+REQUEST_SCHEMA = {"$ref": "#/components/schemas/FhirRequest"}  # components from service/fhir/envelope.py
 BUNDLE_SCHEMA = {"type": "object", "required": ["resourceType", "type", "entry"],
                  "properties": {"resourceType": {"const": "Bundle"}, "type": {"const": "collection"},
                                 "entry": {"type": "array", "items": {"type": "object", "required": ["resource"]}}},
@@ -61,6 +49,12 @@ def problem_as_outcome(status: int, detail: str, headers: dict[str, str] | None 
     return outcome_response(status, [Issue(severity, ISSUE_CODES.get(status, "processing"), detail)], headers)
 
 
+def refine_contract(contract: dict[str, Any], max_resources: int) -> dict[str, Any]:
+    """Add the FHIR request components (the same schemas the service checks requests against)."""
+    contract["components"]["schemas"].update(component_schemas(max_resources))
+    return contract
+
+
 def _outcome_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
 
@@ -77,8 +71,10 @@ blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR R4: inte
     "401": _outcome_doc("Missing or wrong API key."),
     "413": _outcome_doc("Request body larger than the configured limit."),
     "415": _outcome_doc("Not application/fhir+json or application/json."),
-    "422": _outcome_doc("Not FHIR R4 by structure, another resource type, an unsupported Bundle type, or too "
-                        "many resources; each issue locates its element by FHIRPath."),
+    "422": _outcome_doc("The request breaks its contract (FhirRequest: another resource type, a missing or invalid "
+                        "status or code, an unsupported Bundle type, too many resources); each issue locates its "
+                        "element by FHIRPath. A resource the R4 models refuse otherwise is not read, and the 200 "
+                        "answer's OperationOutcome says which and why."),
     "500": _outcome_doc("Unexpected server error (never expected; no detail is revealed)."),
 })
 def interpret() -> ResponseReturnValue:
