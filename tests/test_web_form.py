@@ -19,6 +19,7 @@ _VOCAB = load_knowledge().vocabulary
 SEXES, DIETS, MEDICATIONS, SYMPTOMS, CONDITIONS = (
     _VOCAB.ids(k) for k in ("sex", "diet", "medications", "symptoms", "conditions"))
 
+from .conftest import make_app
 from .core_helpers import load_yaml
 
 FORM_ANALYTES = ["vitamin_b12", "potassium", "magnesium", "calcium", "albumin"]
@@ -150,7 +151,7 @@ def test_an_empty_form_asks_for_a_result_and_unknown_fields_are_named(client):
 
 
 def test_the_form_is_off_when_configured_so():
-    app = create_app(Settings(form=False))
+    app = make_app(form=False)
     assert app.test_client().get("/").status_code == 404
     assert Settings.from_env({"LABINTERP_FORM": "off"}).form is False
     with pytest.raises(ValueError, match="LABINTERP_FORM"):
