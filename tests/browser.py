@@ -68,3 +68,12 @@ def accessibility_nodes(page, selector: str) -> list[dict]:
         return out
     finally:
         cdp.detach()
+
+def all_accessible_names(page) -> list[str]:
+    """Every name and value in the page's whole accessibility tree (what assistive technology is given)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    return [str(n[k]["value"]) for n in nodes for k in ("name", "value", "description") if n.get(k, {}).get("value")]

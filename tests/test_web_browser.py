@@ -8,13 +8,14 @@ import pytest
 from service.core import load_knowledge
 from service.web.form import FORM_ANALYTES, LIST_FIELDS, OPTIONAL_ANALYTES, field_labels
 
-from .browser import accessibility_nodes
+from .browser import accessibility_nodes, all_accessible_names
 from .conftest import ROOT
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "test-output" / "browser"
 KB = load_knowledge()
+SEED_FILE = re.compile(r"\b\d{3}_[0-9a-f]{16}\.txt\b")  # a seed document's file name: 001_eb066d96f24a82f2.txt
 
 ACCEPTANCE = {"vitamin_b12": ("180", "pg/mL"), "potassium": ("3.1", "mmol/L"),
               "magnesium": ("1.5", "mg/dL"), "calcium": ("8.1", "mg/dL")}
@@ -194,6 +195,21 @@ def test_every_choice_has_a_name_and_grouped_checkboxes_sit_under_a_legend(page,
         const f = b.closest('fieldset'), legend = f && f.querySelector(':scope > legend');
         return legend ? legend.innerText.trim() : null; })""")
     assert None not in grouped and set(grouped) == {"Clinical context", *(labels[g] for g in LIST_FIELDS)}
+
+
+def test_seed_documents_are_cited_by_title_never_by_file_name(page, base_url):
+    """The knowledge cites some sources by a seed file (001_eb066d96f24a82f2.txt): the page shows their
+    titles, and the file name is in no visible text and nowhere in the accessibility tree."""
+    submit_acceptance_panel(page, base_url)
+    seeds = page.locator("cite[data-reference]")
+    references = [seeds.nth(i).get_attribute("data-reference") for i in range(seeds.count())]
+    assert references and all(SEED_FILE.fullmatch(r) for r in references)  # seed citations are on this page
+    titles = [seeds.nth(i).inner_text() for i in range(seeds.count())]
+    assert all(t.strip() and not SEED_FILE.search(t) for t in titles)
+    assert "Can vitamin B12 cause leg cramps? (consumer article)" in titles
+    text = page.locator("body").inner_text()
+    assert SEED_FILE.findall(text) == [] and ".txt" not in text
+    assert [n for n in all_accessible_names(page) if SEED_FILE.search(n) or ".txt" in n] == []
 
 
 def test_keyboard_alone_fills_and_submits_the_form(page, base_url):
