@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench install install-test browser-deps nginx-deps bench-deps clean openapi rule-table
+.PHONY: run test fuzz bench install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,19 @@ NGINX ?= /usr/sbin/nginx
 nginx-deps:
 	$(call debian_tool,$(NGINX),nginx,the scale-out tests,invoke-rc.d nginx stop >/dev/null 2>&1 || true;)
 
-test: install-test browser-deps nginx-deps
+# axe-core for the accessibility tests of the form, from the npm registry at the version package-lock.json
+# pins (`npm ci`; node_modules/ is never committed). Again only when it changes; without npm, or if the
+# install fails, those tests are skipped and say why.
+axe-deps:
+	@if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ] && \
+	    [ -f node_modules/axe-core/axe.min.js ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  echo "installing axe-core (package-lock.json) with npm ci for the accessibility tests"; \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null || \
+	    echo "npm ci failed: the axe tests will be skipped"; \
+	else echo "npm is missing: the axe tests will be skipped"; fi
+
+test: install-test browser-deps nginx-deps axe-deps
 	LABINTERP_CHROMIUM=$(CHROMIUM) LABINTERP_NGINX=$(NGINX) $(BIN)/python -m pytest
 
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
@@ -75,4 +87,4 @@ rule-table: install
 	$(BIN)/labinterp rule-table --write docs/clinical-safety.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis test-output
+	rm -rf $(VENV) .pytest_cache .hypothesis test-output node_modules

@@ -5,11 +5,17 @@ import re
 
 import pytest
 
+from service.core import load_knowledge
+from service.web.form import FORM_ANALYTES, LIST_FIELDS, OPTIONAL_ANALYTES, field_labels
+
+from .browser import accessibility_nodes, all_accessible_names
 from .conftest import ROOT
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = ROOT / "test-output" / "browser"
+KB = load_knowledge()
+SEED_FILE = re.compile(r"\b\d{3}_[0-9a-f]{16}\.txt\b")  # a seed document's file name: 001_eb066d96f24a82f2.txt
 
 ACCEPTANCE = {"vitamin_b12": ("180", "pg/mL"), "potassium": ("3.1", "mmol/L"),
               "magnesium": ("1.5", "mg/dL"), "calcium": ("8.1", "mg/dL")}
@@ -28,14 +34,20 @@ def base_url(tmp_path_factory):
 
 
 def fill_panel(page, panel: dict[str, tuple[str, str]]) -> None:
+    """By the controls' accessible names, as voice control or a screen reader's form list reaches them."""
     for analyte, (value, unit) in panel.items():
-        page.get_by_role("group", name=re.compile(f"^{analyte_label(analyte)}")).get_by_label("Value").fill(value)
-        page.locator(f"#{analyte}_unit").select_option(unit)
+        value_box(page, analyte).fill(value)
+        page.get_by_role("combobox", name=f"{analyte_label(analyte)} unit", exact=True).select_option(unit)
 
 
 def analyte_label(analyte: str) -> str:
-    return {"vitamin_b12": "Vitamin B12", "potassium": "Potassium", "magnesium": "Magnesium",
-            "calcium": "Calcium", "albumin": "Albumin"}[analyte]
+    """The analyte's name in the knowledge ("Vitamin B12 (cobalamin)"), which its controls' names begin with."""
+    return KB.analytes[analyte].name
+
+
+def value_box(page, analyte: str):
+    optional = " (optional)" if analyte in OPTIONAL_ANALYTES else ""
+    return page.get_by_role("textbox", name=f"{analyte_label(analyte)} value{optional}", exact=True)
 
 
 def centre_x(locator) -> float:
@@ -119,7 +131,7 @@ def test_invalid_input_comes_back_with_the_values_kept_and_errors_by_the_fields(
     with page.expect_navigation():
         page.get_by_role("button", name="Interpret").click()
     assert page.title().startswith("Correct the form")
-    value = page.get_by_role("group", name="Potassium").get_by_label("Value")
+    value = value_box(page, "potassium")
     assert value.input_value() == "3,1" and value.get_attribute("aria-invalid") == "true"
     error_id = value.get_attribute("aria-describedby")
     assert "not a number" in page.locator(f"#{error_id}").inner_text()
@@ -127,12 +139,77 @@ def test_invalid_input_comes_back_with_the_values_kept_and_errors_by_the_fields(
     assert age.input_value() == "140"
     assert "130" in page.locator(f"#{age.get_attribute('aria-describedby')}").inner_text()
     assert page.locator("#magnesium_unit").input_value() == "mmol/L"  # kept, and valid
-    assert page.get_by_role("group", name="Magnesium").get_by_label("Value").get_attribute("aria-invalid") is None
+    assert value_box(page, "magnesium").get_attribute("aria-invalid") is None
     summary = page.locator("#error-summary a")
     assert summary.count() == 2 and summary.first.get_attribute("href") == "#potassium_value"
-    assert summary.first.inner_text() == "Potassium: value"
+    assert summary.first.inner_text() == "Potassium value"  # the field's label, as the page shows it
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "form-with-errors.png"), full_page=True)
+
+
+LABEL_TEXTS = """() => Object.fromEntries([...document.querySelectorAll('label[for]')]
+    .map(l => [l.htmlFor, l.innerText.replace(/\\s+/g, ' ').trim()]))"""
+
+
+def test_every_control_has_a_name_of_its_own_that_holds_its_visible_label(page, base_url):
+    """As Chromium's accessibility tree gives them (a screen reader's form list, voice control): no
+    two controls share a name, each analyte's value and unit are named with the analyte, and each name
+    is its visible label, whole (WCAG 2.5.3 Label in Name, 2.4.6 Headings and Labels, 4.1.2)."""
+    page.goto(base_url + "/")
+    controls = accessibility_nodes(page, "#panel-form input, #panel-form select, #panel-form button")
+    visible = page.evaluate(LABEL_TEXTS)
+    assert len(controls) > 40 and all(not c["ignored"] and c["name"] for c in controls), controls
+    names = {c["attributes"]["id"]: c["name"] for c in controls if "id" in c["attributes"]}
+    assert sorted(n for n in names.values() if list(names.values()).count(n) > 1) == []
+    assert {i: n for i, n in names.items() if n != visible.get(i)} == {}  # the name is the visible label
+    for analyte in FORM_ANALYTES:
+        optional = " (optional)" if analyte in OPTIONAL_ANALYTES else ""
+        assert names[f"{analyte}_value"] == f"{KB.analytes[analyte].name} value{optional}"
+        assert names[f"{analyte}_unit"] == f"{KB.analytes[analyte].name} unit"
+    assert "Vitamin B12 (cobalamin) value" in names.values()
+    roles = {c["attributes"]["id"]: c["role"] for c in controls if "id" in c["attributes"]}
+    assert roles["potassium_value"] == "textbox" and roles["potassium_unit"] == "combobox"
+    assert [c["name"] for c in controls if c["role"] == "button"] == ["Interpret"]
+    # The error summary names a field as its label does (a hint such as "(optional)" may follow).
+    summary = {k: v for k, v in field_labels(KB).items() if k in names}
+    assert set(summary) == {i for i in names if "-" not in i}  # all but the list choices (named by their group)
+    assert {k: names[k] for k, v in summary.items() if not names[k].startswith(v)} == {}
+
+
+def test_every_choice_has_a_name_and_grouped_checkboxes_sit_under_a_legend(page, base_url):
+    page.goto(base_url + "/")
+    options = accessibility_nodes(page, "#panel-form option")
+    assert len(options) > 20 and [o for o in options if o["role"] != "option" or not o["name"].strip()] == []
+    for select in ("sex", "diet"):  # the vocabulary's words, never its ids
+        names = [o["name"] for o in accessibility_nodes(page, f"#{select} option")]
+        assert names == ["not stated", *(t.label for t in KB.vocabulary.terms[select])]
+    groups = {g["attributes"].get("id"): g for g in accessibility_nodes(page, "#panel-form fieldset")}
+    labels = field_labels(KB)
+    for group in LIST_FIELDS:
+        assert groups[group]["role"] == "group" and groups[group]["name"] == labels[group]  # the legend
+        boxes = accessibility_nodes(page, f"fieldset#{group} > .checks > input[type=checkbox]")
+        assert [b["attributes"]["value"] for b in boxes] == [t.id for t in KB.vocabulary.terms[group]]
+        assert [b["name"].startswith(t.label) for b, t in zip(boxes, KB.vocabulary.terms[group])] == [True] * len(boxes)
+        assert all(b["role"] == "checkbox" for b in boxes)
+    grouped = page.evaluate("""() => [...document.querySelectorAll('input[type=checkbox]')].map(b => {
+        const f = b.closest('fieldset'), legend = f && f.querySelector(':scope > legend');
+        return legend ? legend.innerText.trim() : null; })""")
+    assert None not in grouped and set(grouped) == {"Clinical context", *(labels[g] for g in LIST_FIELDS)}
+
+
+def test_seed_documents_are_cited_by_title_never_by_file_name(page, base_url):
+    """The knowledge cites some sources by a seed file (001_eb066d96f24a82f2.txt): the page shows their
+    titles, and the file name is in no visible text and nowhere in the accessibility tree."""
+    submit_acceptance_panel(page, base_url)
+    seeds = page.locator("cite[data-reference]")
+    references = [seeds.nth(i).get_attribute("data-reference") for i in range(seeds.count())]
+    assert references and all(SEED_FILE.fullmatch(r) for r in references)  # seed citations are on this page
+    titles = [seeds.nth(i).inner_text() for i in range(seeds.count())]
+    assert all(t.strip() and not SEED_FILE.search(t) for t in titles)
+    assert "Can vitamin B12 cause leg cramps? (consumer article)" in titles
+    text = page.locator("body").inner_text()
+    assert SEED_FILE.findall(text) == [] and ".txt" not in text
+    assert [n for n in all_accessible_names(page) if SEED_FILE.search(n) or ".txt" in n] == []
 
 
 def test_keyboard_alone_fills_and_submits_the_form(page, base_url):
@@ -189,7 +266,7 @@ def test_text_contrast_meets_wcag_aa_on_every_page(page, base_url):
     pages = [page.evaluate(CONTRAST)]
     page.goto(base_url + "/")
     pages.append(page.evaluate(CONTRAST))
-    page.get_by_role("group", name="Potassium").get_by_label("Value").fill("abc")
+    value_box(page, "potassium").fill("abc")
     with page.expect_navigation():
         page.get_by_role("button", name="Interpret").click()
     pages.append(page.evaluate(CONTRAST))

@@ -33,6 +33,7 @@ class Page(HTMLParser):
         self.elements: list[tuple[str, dict[str, str]]] = []
         self.stack: list[tuple[str, dict[str, str]]] = []
         self.text_by_id: dict[str, str] = {}
+        self.label_text: dict[str, str] = {}  # a label's text, by the control it is for
         self.fieldsets_without_legend = 0
         self._fieldset_first_child: list[bool] = []  # True while a fieldset awaits its first child
         self.feed(html)
@@ -57,9 +58,11 @@ class Page(HTMLParser):
             self.stack.pop()
 
     def handle_data(self, data):
-        for _, a in self.stack:
+        for tag, a in self.stack:
             if "id" in a:
                 self.text_by_id[a["id"]] = self.text_by_id.get(a["id"], "") + data
+            if tag == "label" and "for" in a:
+                self.label_text[a["for"]] = self.label_text.get(a["for"], "") + data
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
         return [a for t, a in self.elements if t == tag and all(a.get(k) == v for k, v in attrs.items())]
@@ -107,6 +110,21 @@ def test_every_control_is_labelled_and_every_fieldset_has_a_legend(form_page):
     assert [c["id"] for c in controls if c.get("id") not in labelled] == []
     assert form_page.find("fieldset") and form_page.fieldsets_without_legend == 0
     assert form_page.find("html", lang="en")
+
+
+def test_each_label_is_a_name_of_its_own_and_names_its_analyte(form_page, app):
+    """Five "Value" boxes and five "Unit" lists could not be told apart by voice control or in a screen
+    reader's form list; the labels name the analyte, and no label is hidden behind an aria-label."""
+    kb = app.extensions["labinterp.knowledge"]
+    text = {k: " ".join(v.split()) for k, v in form_page.label_text.items()}
+    for analyte in FORM_ANALYTES:
+        name = kb.analytes[analyte].name
+        assert text[f"{analyte}_value"] in (f"{name} value", f"{name} value (optional)"), text[f"{analyte}_value"]
+        assert text[f"{analyte}_unit"] == f"{name} unit"
+    assert text["vitamin_b12_value"] == "Vitamin B12 (cobalamin) value"
+    assert len(text) > 40 and len(set(text.values())) == len(text)  # no two labels alike
+    controls = [a for t, a in form_page.elements if t in ("input", "select", "textarea", "button")]
+    assert [c for c in controls if "aria-label" in c or "aria-labelledby" in c] == []  # the label is the name
 
 
 def test_nothing_comes_from_elsewhere_and_nothing_inline_that_the_csp_would_block(client):

@@ -53,13 +53,17 @@ def field_order(kb: Knowledge) -> tuple[str, ...]:
 
 
 def field_labels(kb: Knowledge) -> dict[str, str]:
-    """Each field's label, used by the page and by its error summary (analytes: with their name)."""
+    """Each field's visible label, which is also its accessible name and its name in the error summary.
+
+    An analyte's value and unit are named with the analyte ("Potassium value", "Potassium unit"), never
+    a bare "Value" five times: voice control ("click Potassium value") and a screen reader's list of
+    form fields tell them apart only by that name (WCAG 2.5.3 Label in Name, 2.4.6 Labels)."""
     labels = {FORM_ERROR: "Form", "collected_on": "Collected on", "age": "Age in years", "sex": "Sex",
               "b12_injection_on": "Last vitamin B12 injection", "b12_therapy_started_on": "B12 replacement started",
               "diet": "Diet", "hemolyzed": "Specimen reported as hemolyzed", "medications": "Medications",
               "symptoms": "Symptoms", "conditions": "Known conditions"}
     for f in analyte_fields(kb):
-        labels[f.value_name], labels[f.unit_name] = f"{f.label}: value", f"{f.label}: unit"
+        labels[f.value_name], labels[f.unit_name] = f"{f.label} value", f"{f.label} unit"
     return labels
 
 
