@@ -27,6 +27,11 @@ class Note(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "severity": self.severity, "text": self.text, "sources": list(self.sources)}
 
+    def as_text(self) -> str:
+        """The note as one line of plain text with its severity and sources, for doors that carry
+        free text only (a FHIR Annotation, an HL7 v2 NTE)."""
+        return f"[{self.severity}] {self.text} Sources: {'; '.join(self.sources)}."
+
 
 class RangeUsed(NamedTuple):
     low: float | None  # canonical unit
