@@ -20,6 +20,7 @@ from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check
 from .cds import views as cds_views
 from .fhir import views as fhir_views
+from .hl7v2 import views as hl7v2_views
 from .ops import logs, per_request
 from .ops import views as ops_views
 from .web import views as web_views
@@ -51,9 +52,11 @@ class LabApi(flask_smorest.Api):
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
     """An HTTP-level error in the shape of the door it came through: OperationOutcome under /fhir/,
-    problem+json everywhere else."""
+    an HL7 ACK under /hl7v2/, problem+json everywhere else."""
     if request.path.startswith("/fhir/"):
         return fhir_views.problem_as_outcome(status, detail, headers)
+    if request.path.startswith("/hl7v2/"):
+        return hl7v2_views.problem_as_ack(status, detail, headers)
     return problem_response(status, detail, headers=headers)
 
 
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(interpretations_views.make_blueprint(schemas, kb, settings.max_results))
     api.register_blueprint(analytes_views.blp)
     api.register_blueprint(fhir_views.blp)
+    api.register_blueprint(hl7v2_views.blp)
     api.register_blueprint(cds_views.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(ops_views.blp)

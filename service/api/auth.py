@@ -1,5 +1,5 @@
-"""Bearer API keys for /v1, /fhir, /cds-services and /metrics: constant-time comparison; health, the
-contract and the form stay open."""
+"""Bearer API keys for /v1, /fhir, /hl7v2, /cds-services and /metrics: constant-time comparison; health,
+the contract and the form stay open."""
 from __future__ import annotations
 
 import hmac
@@ -10,7 +10,7 @@ from typing import Callable
 from flask import Flask, Response, request
 
 log = logging.getLogger("labinterp")
-PROTECTED_PREFIXES = ("/v1/", "/fhir/", "/cds-services", "/metrics")
+PROTECTED_PREFIXES = ("/v1/", "/fhir/", "/hl7v2/", "/cds-services", "/metrics")
 MAX_KEY_LENGTH = 256
 
 
@@ -26,11 +26,12 @@ def _authorized(header: str, keys: tuple[bytes, ...]) -> bool:
 def install(app: Flask, api_keys: tuple[str, ...], refuse: Callable[[int, str, dict[str, str]], Response]) -> None:
     """Require a key on the API paths when keys are configured; otherwise say once that they run open."""
     if not api_keys:
-        log.warning("LABINTERP_API_KEYS is not set: /v1, /fhir, /cds-services and /metrics accept requests "
-                    "without authentication")
+        log.warning("LABINTERP_API_KEYS is not set: /v1, /fhir, /hl7v2, /cds-services and /metrics accept "
+                    "requests without authentication")
         return
     keys = tuple(k.encode("utf-8") for k in api_keys)
-    log.info("API keys configured: /v1, /fhir, /cds-services and /metrics require Authorization: Bearer <key>")
+    log.info("API keys configured: /v1, /fhir, /hl7v2, /cds-services and /metrics require Authorization: "
+             "Bearer <key>")
 
     @app.before_request
     def _require_key() -> Response | None:
