@@ -20,6 +20,17 @@ class Settings:
     # memory (about 4.5 kB per result while the answer is built); a batch over it would otherwise be
     # retried by the load balancer on every replica in turn.
     max_batch_results: int = 20_000
+    # The MLLP listener (service/hl7v2/listener.py), on HOST:LABINTERP_MLLP_PORT; its messages are
+    # bounded by max_body_bytes like a request body.
+    mllp: bool = True  # LABINTERP_MLLP: on | off
+    mllp_port: int = 2575  # LABINTERP_MLLP_PORT
+    # LABINTERP_MLLP_FORWARD: host:port of the downstream system (the EHR's inbound interface). Unset,
+    # nothing is delivered, so every message is answered AE (the sender keeps it and resends later).
+    mllp_forward: str | None = None
+    mllp_forward_timeout: int = 30  # LABINTERP_MLLP_FORWARD_TIMEOUT: seconds to wait for the downstream ACK
+    mllp_read_timeout: int = 30  # LABINTERP_MLLP_READ_TIMEOUT: seconds a begun message may take to arrive
+    mllp_idle_timeout: int = 600  # LABINTERP_MLLP_IDLE_TIMEOUT: seconds a connection may wait between messages
+    mllp_max_connections: int = 64  # LABINTERP_MLLP_MAX_CONNECTIONS: senders served at once; more are closed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -29,9 +40,9 @@ class Settings:
             raw = env.get("LABINTERP_" + f.name.upper())
             if raw is None or raw == "":
                 continue
-            if f.name == "form":
+            if f.type == "bool":
                 if raw.lower() not in ("on", "off"):
-                    raise ValueError(f"LABINTERP_FORM must be on or off, not {raw!r}")
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be on or off, not {raw!r}")
                 values[f.name] = raw.lower() == "on"
             elif f.name == "api_keys":
                 values[f.name] = tuple(k.strip() for k in raw.split(",") if k.strip())
@@ -42,6 +53,20 @@ class Settings:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be a whole number, not {raw!r}") from None
                 if values[f.name] < 1:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be at least 1")
+                if f.name.endswith("_port") and values[f.name] > 65535:
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be a TCP port (1 to 65535)")
+            elif f.name == "mllp_forward":
+                values[f.name] = raw.strip()
+                forward_address(values[f.name])  # checked now, with the variable's name
             else:
                 values[f.name] = raw
         return replace(cls(**values), **overrides)
+
+
+def forward_address(text: str) -> tuple[str, int]:
+    """LABINTERP_MLLP_FORWARD (`host:port`, `[v6]:port`) as (host, port); ValueError naming it."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"LABINTERP_MLLP_FORWARD must be host:port, not {text!r}")
+    return host, int(port)
