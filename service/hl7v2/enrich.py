@@ -78,11 +78,15 @@ class _Edits:
 
 
 def _interval_text(r: ResultReport) -> str:
-    """Our interval in the result's own unit, in OBX-7's forms: `low-high`, `>low`, `<high`."""
-    low, high = tidy(r.reference_range.input_low), tidy(r.reference_range.input_high)
+    """Our interval in the result's own unit, in OBX-7's forms (`low-high`, `>low`, `<high`), both
+    limits with as many decimals as the more precise one (8.6-10.0, as laboratories print it)."""
+    limits = [tidy(x) for x in (r.reference_range.input_low, r.reference_range.input_high)]
+    shown = [f"{x:g}" for x in limits if x is not None]
+    decimals = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
+    low, high = (None if x is None else f"{x:.{decimals}f}" for x in limits)
     if low is not None and high is not None:
-        return f"{low:g}-{high:g}"
-    return f">{low:g}" if low is not None else f"<{high:g}" if high is not None else ""
+        return f"{low}-{high}"
+    return f">{low}" if low is not None else f"<{high}" if high is not None else ""
 
 
 def _obx(msg: Er7Message, obs: Observation, r: ResultReport) -> bytes:
