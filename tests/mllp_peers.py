@@ -71,7 +71,7 @@ class DownstreamPeer:
         self.connections = 0
         self.lock = threading.Lock()
         self._loop = _LoopThread()
-        self.server = self._loop.call(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.server = self._loop.call(asyncio.start_server(self._serve, "127.0.0.1", 0, limit=32 * 1024 * 1024))
         self.port: int = self.server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
 

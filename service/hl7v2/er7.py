@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
@@ -57,6 +57,7 @@ class Er7Message:
     view: hl7.Message  # python-hl7's parse of the segments, view[i] being spans[i]
     encoding_chars: str  # MSH-2 as sent (component, repetition, escape, subcomponent)
     codec: str | None  # None: a character set whose bytes are not edited (see CODECS)
+    _escaped: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # notes repeat
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -113,13 +114,17 @@ class Er7Message:
         own escape character (python-hl7's Message.escape), in its character set; a character the
         set cannot hold is written as its closest ASCII spelling, else `?`."""
         assert self.codec is not None, "not an editable character set"
+        known = self._escaped.get(text)
+        if known is not None:
+            return known
         out: list[bytes] = []
         for run in re.findall(r"[\x00-\x7f]+|[^\x00-\x7f]", " ".join(text.split())):
             try:
                 out.append(str(self.view.escape(run)).encode("ascii") if run.isascii() else run.encode(self.codec))
             except UnicodeEncodeError:
                 out.append(str(self.view.escape(_plain(run))).encode("ascii"))
-        return b"".join(out)
+        self._escaped[text] = b"".join(out)
+        return self._escaped[text]
 
     def edited(self, replace: Mapping[int, bytes], insert_after: Mapping[int, Sequence[bytes]]) -> bytes:
         """The original bytes with segment i replaced by replace[i] and the segments insert_after[i]

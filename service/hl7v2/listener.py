@@ -146,8 +146,13 @@ class _Connection:
 
 
 class _TooLarge(Exception):
-    def __init__(self, head: bytes):
-        self.head = head
+    """A frame over the size limit, read to its end and dropped: its head and its size."""
+
+    def __init__(self, head: bytes, size: int):
+        self.head, self.size = head, size
+
+    def __len__(self) -> int:
+        return self.size
 
 
 @dataclass
@@ -256,15 +261,17 @@ class Listener:
         """Up to the end of the frame (without <FS><CR>); a frame over the reader's limit is read to its
         end and dropped, keeping its head, so the connection can go on with the next one."""
         head: bytes | None = None
+        dropped = 0
         while True:
             try:
                 data = await reader.readuntil(END)
             except asyncio.LimitOverrunError as exc:
                 chunk = await reader.readexactly(exc.consumed)
                 head = chunk[:HEAD_KEPT] if head is None else head
+                dropped += len(chunk)
                 continue
             if head is not None:
-                raise _TooLarge(head)
+                raise _TooLarge(head, dropped + len(data))
             return data[:-len(END)]
 
     async def _answer(self, frame: bytes | _TooLarge, downstream: Downstream | None) -> Answer:

@@ -82,11 +82,17 @@ def _analyte(msg: Er7Message, i: int, kb: Knowledge) -> tuple[str | None, str | 
 def _unit(msg: Er7Message, i: int, kb: Knowledge) -> str | None:
     """OBX-6: the UCUM code when its coding system says UCUM, else the first of identifier, text and
     alternates that the unit allowlist knows (or the first given, for the core to refuse by name)."""
-    parts = [msg.field(i, 6, c).strip() for c in range(1, 7)]
-    if parts[2].upper() in UCUM_SYSTEMS and parts[0]:
-        return parts[0]
-    given = [p for p in (parts[0], parts[1], parts[3], parts[4]) if p]
-    return next((p for p in given if kb.units.lookup(p) is not None), given[0] if given else None)
+    identifier = msg.field(i, 6, 1).strip()
+    if identifier and msg.field(i, 6, 3).strip().upper() in UCUM_SYSTEMS:
+        return identifier
+    given: list[str] = []
+    for component in (1, 2, 4, 5):
+        text = identifier if component == 1 else msg.field(i, 6, component).strip()
+        if text and kb.units.lookup(text) is not None:
+            return text
+        if text:
+            given.append(text)
+    return given[0] if given else None
 
 
 def _value(msg: Er7Message, i: int) -> tuple[float | str | None, str | None, str | None]:
