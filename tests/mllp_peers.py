@@ -19,7 +19,10 @@ from typing import Any
 import hl7
 
 VT, END = b"\x0b", b"\x1c\x0d"
-Behaviour = str  # AA | AE | AR | CA | stall | drop | garbage | wrong_id
+# AA | AE | AR | CA: that ACK; AA_close: AA, then it closes the connection; slow: AA after stall_seconds;
+# stall: no answer; drop: closes the connection unanswered; garbage: an answer that is no ACK;
+# wrong_id: AA for another control id.
+Behaviour = str
 
 
 class _LoopThread:
@@ -89,9 +92,11 @@ class DownstreamPeer:
                     n = len(self.received)
                     self.received.append(message)
                 what = self._choose(message, n)
-                if what == "stall":
+                if what in ("stall", "slow"):
                     await asyncio.sleep(self.stall_seconds)
-                    continue
+                    if what == "stall":
+                        continue
+                    what = "AA"
                 if what == "drop":
                     return
                 if what == "garbage":
@@ -99,11 +104,14 @@ class DownstreamPeer:
                 elif what == "wrong_id":
                     writer.write(VT + ack_bytes(message, "AA", "NOT-THIS-ONE") + END)
                 else:
-                    writer.write(VT + ack_bytes(message, what) + END)
-                    if what in ("AA", "CA"):
+                    code = what.partition("_")[0]
+                    if code in ("AA", "CA"):  # recorded before it is sent: the sender may look at once
                         with self.lock:
                             self.acked.append(message)
+                    writer.write(VT + ack_bytes(message, code) + END)
                 await writer.drain()
+                if what == "AA_close":
+                    return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -216,10 +216,10 @@ class Listener:
                     return
                 conn.busy = True
                 answer = await self._answer(frame, downstream)
+                self._record(answer, len(frame), peer)
                 writer.writeblock(answer.ack)
                 await writer.drain()
                 conn.busy = False
-                self._record(answer, len(frame), peer)
         except (ConnectionError, OSError):
             pass  # the sender went away; whatever it had not been answered for, it sends again
         except Exception as exc:  # noqa: BLE001 - a bug of ours: by type only (a message could quote data)
