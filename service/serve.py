@@ -98,7 +98,11 @@ class Supervisor:
 
 
 def main() -> int:
-    settings = Settings.from_env()  # a bad setting stops here, named, before anything starts
+    try:
+        settings = Settings.from_env()  # a bad setting stops here, named, before anything starts
+    except ValueError as exc:
+        print(f"labinterp-serve: {exc}", file=sys.stderr)
+        return 2
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
     owned = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

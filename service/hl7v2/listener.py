@@ -27,6 +27,7 @@ from typing import Any
 import hl7.mllp
 
 from ..config import Settings, forward_address
+from ..core.errors import KnowledgeError
 from ..core.knowledge import Knowledge, load_knowledge
 from ..core.report import PanelReport
 from ..ops import logs, metrics
@@ -370,12 +371,21 @@ async def serve(config: ListenerConfig, kb: Knowledge) -> None:
 
 def main() -> int:
     logs.configure(logging.getLogger("labinterp"))
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        kb = load_knowledge(settings.ranges_dir)
+    except (ValueError, KnowledgeError) as exc:  # named, not a traceback
+        log.error("the MLLP listener cannot start: %s", exc)
+        return 2
     if not settings.mllp:
         log.info("LABINTERP_MLLP=off: the MLLP listener does not start")
         return 0
-    kb = load_knowledge(settings.ranges_dir)
-    asyncio.run(serve(ListenerConfig.from_settings(settings, os.environ.get("HOST", "127.0.0.1")), kb))
+    try:
+        asyncio.run(serve(ListenerConfig.from_settings(settings, os.environ.get("HOST", "127.0.0.1")), kb))
+    except OSError as exc:  # the port is taken, the host unknown
+        log.error("the MLLP listener cannot listen on %s:%s (%s)", os.environ.get("HOST", "127.0.0.1"),
+                  settings.mllp_port, exc.strerror or type(exc).__name__)
+        return 1
     return 0
 
 
