@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench install install-test browser-deps nginx-deps bench-deps clean openapi
+.PHONY: run test fuzz bench bench-mllp install install-test browser-deps nginx-deps bench-deps clean openapi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-deps:
 
 bench: install-test bench-deps
 	$(BIN)/python bench/run.py
+
+# Messages per second through the MLLP listener, forwarding to a local ACKing peer (bench/mllp.py).
+bench-mllp: install
+	$(BIN)/python bench/mllp.py
 
 # Regenerate openapi.yaml from the code (a test fails when the committed file drifts).
 openapi: install

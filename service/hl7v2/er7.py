@@ -7,9 +7,10 @@ goes out byte for byte as it came: escape sequences, character sets and Z-segmen
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
@@ -57,7 +58,6 @@ class Er7Message:
     view: hl7.Message  # python-hl7's parse of the segments, view[i] being spans[i]
     encoding_chars: str  # MSH-2 as sent (component, repetition, escape, subcomponent)
     codec: str | None  # None: a character set whose bytes are not edited (see CODECS)
-    _escaped: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # notes repeat
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -114,17 +114,7 @@ class Er7Message:
         own escape character (python-hl7's Message.escape), in its character set; a character the
         set cannot hold is written as its closest ASCII spelling, else `?`."""
         assert self.codec is not None, "not an editable character set"
-        known = self._escaped.get(text)
-        if known is not None:
-            return known
-        out: list[bytes] = []
-        for run in re.findall(r"[\x00-\x7f]+|[^\x00-\x7f]", " ".join(text.split())):
-            try:
-                out.append(str(self.view.escape(run)).encode("ascii") if run.isascii() else run.encode(self.codec))
-            except UnicodeEncodeError:
-                out.append(str(self.view.escape(_plain(run))).encode("ascii"))
-        self._escaped[text] = b"".join(out)
-        return self._escaped[text]
+        return _escaped(self.field_separator.decode("ascii") + self.encoding_chars, self.codec, text)
 
     def edited(self, replace: Mapping[int, bytes], insert_after: Mapping[int, Sequence[bytes]]) -> bytes:
         """The original bytes with segment i replaced by replace[i] and the segments insert_after[i]
@@ -141,6 +131,19 @@ class Er7Message:
             following = self.spans[i + 1].start if i + 1 < len(self.spans) else len(self.raw)
             out.append(self.raw[span.term_end:following])  # empty lines between segments, kept
         return b"".join(out)
+
+
+@functools.lru_cache(maxsize=4096)  # the texts we write are the knowledge's notes: a small set that repeats
+def _escaped(delimiters: str, codec: str, text: str) -> bytes:
+    """`text` escaped for a message with these delimiters (field separator and MSH-2) and codec."""
+    container = hl7.parse(f"MSH{delimiters}{delimiters[0]}")  # python-hl7 takes the separators from it
+    out: list[bytes] = []
+    for run in re.findall(r"[\x00-\x7f]+|[^\x00-\x7f]", " ".join(text.split())):
+        try:
+            out.append(str(container.escape(run)).encode("ascii") if run.isascii() else run.encode(codec))
+        except UnicodeEncodeError:
+            out.append(str(container.escape(_plain(run))).encode("ascii"))
+    return b"".join(out)
 
 
 _PLAIN = {"\u2264": "<=", "\u2265": ">=", "\u2013": "-", "\u2014": "-", "\u00b5": "u", "\u03bc": "u",
