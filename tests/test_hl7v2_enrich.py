@@ -332,3 +332,14 @@ def test_messages_this_door_does_not_edit_as_a_whole(change, code):
 def test_every_version_from_2_3_to_2_5_1_is_enriched(version):
     out = run(oru(obx(1, K, "3.1"), version=version))
     assert fields(out, obx_indexes(out)[0])[8] == b"L"
+
+
+def test_fields_python_hl7_cannot_unescape_are_never_logged(caplog, capfd):
+    # \\Q\\ and \\X4\\ are no escape sequences python-hl7 decodes; it would log the whole field.
+    raw = oru(obx(1, K, "3.1\\Q\\7"), obx(2, K, "3.2", unit="mmol\\X4\\/L"),
+              pid="PID|1||X||QUIXOTE^ZEBULON||1947\\Q\\0229|M")
+    with caplog.at_level("DEBUG"):
+        run(raw)
+    out, err = capfd.readouterr()
+    for secret in ("QUIXOTE", "1947", "3.1", "mmol"):
+        assert secret not in caplog.text and secret not in err and secret not in out

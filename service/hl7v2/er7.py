@@ -15,6 +15,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 import hl7
+import hl7.containers
+import hl7.util
+
+# python-hl7 logs the whole field when it meets an escape sequence it cannot decode (its loggers are
+# named by file path, so no logging configuration of ours would catch them): a patient's name, birth
+# date or value would reach the logs. Off: what matters is said in our NTEs and ACKs instead.
+hl7.util.logger.disabled = True
+hl7.containers.logger.disabled = True
 
 BOM = b"\xef\xbb\xbf"
 TERMINATOR = re.compile(rb"\r\n|\r|\n")
