@@ -222,6 +222,12 @@ def read_header(raw: bytes) -> str | None:
     return raw[start:line.start() if line else len(raw)].decode("latin-1")
 
 
+def control_id_of(header: str | None) -> str:
+    """MSH-10 of an MSH segment's text (read_header), as sent; "" when there is none."""
+    fields = header.split(header[3]) if header else []
+    return fields[9] if len(fields) > 9 else ""
+
+
 def _leading(raw: bytes) -> int:
     """Where the MSH starts: after a byte-order mark and blank space, which are kept as they are."""
     start = len(BOM) if raw.startswith(BOM) else 0

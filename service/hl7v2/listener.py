@@ -33,7 +33,7 @@ from ..core.report import PanelReport
 from ..ops import logs, metrics
 from .ack import ACCEPTED, ERROR, REJECTED, AckError, build_ack, read_ack
 from .enrich import NotInterpretable, enrich
-from .er7 import Er7Error, read_header, read_message
+from .er7 import Er7Error, control_id_of, read_header, read_message
 
 log = logging.getLogger("labinterp.mllp")
 START, END = b"\x0b", b"\x1c\x0d"  # MLLP: <VT> message <FS><CR>
@@ -341,8 +341,7 @@ class Listener:
 def _reject(data: bytes, outcome: str, error: AckError) -> Answer:
     """AR, echoing the control id when the bytes begin with an MSH we can read."""
     header = read_header(data)
-    fields = header.split(header[3]) if header is not None else []
-    return Answer(build_ack(header, REJECTED, error), REJECTED, outcome, fields[9] if len(fields) > 9 else "")
+    return Answer(build_ack(header, REJECTED, error), REJECTED, outcome, control_id_of(header))
 
 
 def _digest(control_id: str) -> str | None:

@@ -132,12 +132,12 @@ def lab_range(text: str) -> LabRange | None:
     return None
 
 
-def _observation(msg: Er7Message, i: int, kb: Knowledge) -> Observation | None:
+def _observation(msg: Er7Message, i: int, kb: Knowledge, offset: timedelta | None) -> Observation | None:
     named = _analyte(msg, i, kb)
     if named is None:
         return None
     flags = tuple(f.strip() for f in msg.repetitions(i, 8) if f.strip())
-    observed, _ = _time(msg.field(i, 14), _offset(msg))
+    observed, _ = _time(msg.field(i, 14), offset)
     obs = Observation(i, None, flags, observed=observed)
     status = msg.field(i, 11).strip().upper()
     if status not in RESULT_STATUSES:
@@ -218,7 +218,7 @@ def read_orders(msg: Er7Message, kb: Knowledge, now: datetime | None = None) -> 
         elif kind == "OBR":
             groups.append((i, pid, []))
         elif kind == "OBX" and groups:
-            obs = _observation(msg, i, kb)
+            obs = _observation(msg, i, kb, offset)
             if obs is not None:
                 groups[-1][2].append(obs)
     orders = []
