@@ -25,7 +25,7 @@ install-test: $(VENV)/.installed-test
 
 # gunicorn (HTTP on HOST:PORT) and the MLLP listener (HOST:LABINTERP_MLLP_PORT), started and stopped together.
 run: install
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/labinterp-serve
+	HOST=$(HOST) PORT=$(PORT) exec $(BIN)/labinterp-serve
 
 # Debian packages some tests drive (never downloaded by the tests themselves). As root they are
 # installed with apt-get; otherwise, or if that fails, those tests skip and say why.
