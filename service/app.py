@@ -33,7 +33,8 @@ albumin): normalizes each value to its analyte's canonical unit, classifies it a
 reference ranges, and adds interpretation notes that cite their sources. Decision support only.
 
 Every error is `application/problem+json` (RFC 9457) and lists every problem of the request,
-each located by a JSON pointer. Unknown fields are rejected, never ignored.
+each located by a JSON pointer. Unknown fields are rejected, never ignored. The doors for other
+standards answer errors in their own terms: an OperationOutcome under /fhir, an HL7 ACK under /hl7v2.
 """
 
 
