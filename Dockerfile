@@ -1,7 +1,8 @@
-# labinterp: the service as a container image, run by gunicorn with gunicorn.conf.py.
+# labinterp: the service as a container image, run by labinterp-serve: gunicorn with gunicorn.conf.py
+# (HTTP, port 8000) and the MLLP listener (HL7 v2, port 2575), as `make run` runs them.
 #
 #   docker build -t labinterp .
-#   docker run --rm --read-only --tmpfs /tmp -p 8000:8000 labinterp
+#   docker run --rm --read-only --tmpfs /tmp -p 8000:8000 -p 2575:2575 labinterp
 #
 # Two stages on the same Python image: the builder installs the project (not editable, no test extras)
 # into a virtual environment at /opt/venv; the final stage copies only that environment, the knowledge
@@ -39,11 +40,12 @@ WORKDIR /app
 COPY gunicorn.conf.py /app/gunicorn.conf.py
 COPY reference_ranges/ /app/reference_ranges/
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 2575
 # slim images have no curl: the probe is Python's urllib. It exits 1 when /readyz answers anything but 200
 # or does not answer (urlopen raises on 4xx/5xx, refusals and time-outs).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '8000'), timeout=3).status == 200 else 1)"]
-# gunicorn is PID 1 (exec form, no shell) so it receives SIGTERM and shuts down gracefully.
+# labinterp-serve is PID 1 (exec form, no shell): it receives SIGTERM and passes it to gunicorn and the
+# listener, which shut down gracefully. It runs gunicorn with ./gunicorn.conf.py, the file copied above.
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "-c", "/app/gunicorn.conf.py", "service.app:create_app()"]
+CMD ["labinterp-serve"]

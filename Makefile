@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table
+.PHONY: run test fuzz bench bench-mllp install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# gunicorn (HTTP on HOST:PORT) and the MLLP listener (HOST:LABINTERP_MLLP_PORT), started and stopped together.
 run: install
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py 'service.app:create_app()'
+	HOST=$(HOST) PORT=$(PORT) exec $(BIN)/labinterp-serve
 
 # Debian packages some tests drive (never downloaded by the tests themselves). As root they are
 # installed with apt-get; otherwise, or if that fails, those tests skip and say why.
 # $(call debian_tool,binary,package,the tests that need it,command to run after installing)
 define debian_tool
-	@if [ -x "$(1)" ]; then :; \
+	@if [ -e "$(1)" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian's $(2) for $(3)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -45,11 +46,14 @@ CHROMIUM ?= /usr/bin/chromium
 browser-deps:
 	$(call debian_tool,$(CHROMIUM),chromium,the browser tests,)
 
-# nginx for the scale-out tests (deploy/nginx.conf in front of two gunicorn instances); the system
-# service the package may start is stopped: the tests run their own nginx.
+# nginx for the scale-out tests (deploy/nginx.conf in front of two gunicorns, and of two MLLP listeners
+# through its stream module, a separate Debian package); the system service the packages may start is
+# stopped: the tests run their own nginx.
 NGINX ?= /usr/sbin/nginx
+NGINX_STREAM ?= /usr/lib/nginx/modules/ngx_stream_module.so
 nginx-deps:
 	$(call debian_tool,$(NGINX),nginx,the scale-out tests,invoke-rc.d nginx stop >/dev/null 2>&1 || true;)
+	$(call debian_tool,$(NGINX_STREAM),libnginx-mod-stream,the MLLP scale-out test,invoke-rc.d nginx stop >/dev/null 2>&1 || true;)
 
 # axe-core for the accessibility tests of the form, from the npm registry at the version package-lock.json
 # pins (`npm ci`; node_modules/ is never committed). Again only when it changes; without npm, or if the
@@ -77,6 +81,10 @@ bench-deps:
 
 bench: install-test bench-deps
 	$(BIN)/python bench/run.py
+
+# Messages per second through the MLLP listener, forwarding to a local ACKing peer (bench/mllp.py).
+bench-mllp: install
+	$(BIN)/python bench/mllp.py
 
 # Regenerate openapi.yaml from the code (a test fails when the committed file drifts).
 openapi: install

@@ -21,6 +21,7 @@ from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check
 from .cds import views as cds_views
 from .fhir import views as fhir_views
+from .hl7v2 import views as hl7v2_views
 from .ops import logs, per_request
 from .ops.drain import DrainUnreadBody
 from .ops import views as ops_views
@@ -34,7 +35,8 @@ albumin): normalizes each value to its analyte's canonical unit, classifies it a
 reference ranges, and adds interpretation notes that cite their sources. Decision support only.
 
 Every error is `application/problem+json` (RFC 9457) and lists every problem of the request,
-each located by a JSON pointer. Unknown fields are rejected, never ignored.
+each located by a JSON pointer. Unknown fields are rejected, never ignored. The doors for other
+standards answer errors in their own terms: an OperationOutcome under /fhir, an HL7 ACK under /hl7v2.
 """
 
 
@@ -53,9 +55,11 @@ class LabApi(flask_smorest.Api):
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
     """An HTTP-level error in the shape of the door it came through: OperationOutcome under /fhir/,
-    problem+json everywhere else."""
+    an HL7 ACK under /hl7v2/, problem+json everywhere else."""
     if request.path.startswith("/fhir/"):
         return fhir_views.problem_as_outcome(status, detail, headers)
+    if request.path.startswith("/hl7v2/"):
+        return hl7v2_views.problem_as_ack(status, detail, headers)
     return problem_response(status, detail, headers=headers)
 
 
@@ -116,6 +120,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     api.register_blueprint(interpretations_views.make_blueprint(schemas, kb, settings.max_results))
     api.register_blueprint(analytes_views.blp)
     api.register_blueprint(fhir_views.blp)
+    api.register_blueprint(hl7v2_views.blp)
     api.register_blueprint(cds_views.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(ops_views.blp)

@@ -32,6 +32,17 @@ class Settings:
     # client that writes its whole body before reading gets the 413 (service/ops/drain.py).
     drain_max_bytes: int = 134_217_728
     drain_seconds: int = 5
+    # The MLLP listener (service/hl7v2/listener.py), on HOST:LABINTERP_MLLP_PORT; its messages are
+    # bounded by max_body_bytes like a request body.
+    mllp: bool = True  # LABINTERP_MLLP: on | off
+    mllp_port: int = 2575  # LABINTERP_MLLP_PORT
+    # LABINTERP_MLLP_FORWARD: host:port of the downstream system (the EHR's inbound interface). Unset,
+    # nothing is delivered, so every message is answered AE (the sender keeps it and resends later).
+    mllp_forward: str | None = None
+    mllp_forward_timeout: int = 30  # LABINTERP_MLLP_FORWARD_TIMEOUT: seconds to wait for the downstream ACK
+    mllp_read_timeout: int = 30  # LABINTERP_MLLP_READ_TIMEOUT: seconds a begun message may take to arrive
+    mllp_idle_timeout: int = 600  # LABINTERP_MLLP_IDLE_TIMEOUT: seconds a connection may wait between messages
+    mllp_max_connections: int = 64  # LABINTERP_MLLP_MAX_CONNECTIONS: senders served at once; more are closed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -41,9 +52,9 @@ class Settings:
             raw = env.get("LABINTERP_" + f.name.upper())
             if raw is None or raw == "":
                 continue
-            if f.name == "form":
+            if f.type == "bool":
                 if raw.lower() not in ("on", "off"):
-                    raise ValueError(f"LABINTERP_FORM must be on or off, not {raw!r}")
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be on or off, not {raw!r}")
                 values[f.name] = raw.lower() == "on"
             elif f.name == "auth":
                 if raw not in AUTH_MODES:
@@ -58,6 +69,20 @@ class Settings:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be a whole number, not {raw!r}") from None
                 if values[f.name] < 1:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be at least 1")
+                if f.name.endswith("_port") and values[f.name] > 65535:
+                    raise ValueError(f"LABINTERP_{f.name.upper()} must be a TCP port (1 to 65535)")
+            elif f.name == "mllp_forward":
+                values[f.name] = raw.strip()
+                forward_address(values[f.name])  # checked now, with the variable's name
             else:
                 values[f.name] = raw
         return replace(cls(**values), **overrides)
+
+
+def forward_address(text: str) -> tuple[str, int]:
+    """LABINTERP_MLLP_FORWARD (`host:port`, `[v6]:port`) as (host, port); ValueError naming it."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"LABINTERP_MLLP_FORWARD must be host:port, not {text!r}")
+    return host, int(port)

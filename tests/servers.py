@@ -1,4 +1,4 @@
-"""Real gunicorn processes on loopback for the tests: started as `make run` starts them."""
+"""Real gunicorn and MLLP listener processes on loopback for the tests: started as `make run` starts them."""
 from __future__ import annotations
 
 import os
@@ -53,3 +53,25 @@ def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("gunicorn did not become ready")
+
+
+def start_listener(port: int, log_path: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """The MLLP listener as labinterp-serve starts it (`python -m service.hl7v2.listener`)."""
+    env = {**os.environ, "HOST": "127.0.0.1", "LABINTERP_MLLP_PORT": str(port), **(env_extra or {})}
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "service.hl7v2.listener"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+    """Until something accepts TCP connections on the port (the listener, once it has loaded the knowledge)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the process exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listened on port {port}")

@@ -2,7 +2,8 @@
 
 No Docker engine runs on the test machines, so the files are read as text, docker-compose.yml is validated
 against the Compose specification's JSON schema (tests/data/compose-spec.json, see tests/data/README.md),
-and the image's health probe is run against a real gunicorn started as `make run` starts it.
+and the image's health probe is run against a real gunicorn started as `make run` starts it
+(tests/test_serve.py runs labinterp-serve itself, the image's command).
 """
 from __future__ import annotations
 
@@ -203,11 +204,13 @@ def test_the_knowledge_folder_is_mounted_read_only_where_the_service_reads_it(co
     assert dockerfile_env(final_stage())["LABINTERP_RANGES_DIR"] == ranges_dir  # the image agrees
 
 
-def test_replicas_publish_no_host_port_and_nginx_publishes_one(compose):
+def test_replicas_publish_no_host_port_and_nginx_publishes_http_and_mllp(compose):
     labinterp, nginx = compose["services"]["labinterp"], compose["services"]["nginx"]
-    assert "ports" not in labinterp and labinterp["expose"] == [dockerfile_env(final_stage())["PORT"]]
-    assert nginx["ports"] == ["8080:8080"]
-    assert load_compose({"LABINTERP_PORT": "9000"})["services"]["nginx"]["ports"] == ["9000:8080"]
+    assert "ports" not in labinterp
+    assert labinterp["expose"] == [dockerfile_env(final_stage())["PORT"], str(Settings().mllp_port)]
+    assert nginx["ports"] == ["8080:8080", "2575:2575"]
+    moved = load_compose({"LABINTERP_PORT": "9000", "LABINTERP_MLLP_PUBLISHED_PORT": "6661"})
+    assert moved["services"]["nginx"]["ports"] == ["9000:8080", "6661:2575"]
     assert nginx["depends_on"] == {"labinterp": {"condition": "service_healthy"}}
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
     assert re.fullmatch(r"nginx:\d+\.\d+[\w.-]*", nginx["image"]), "pin nginx to a version"
@@ -221,15 +224,18 @@ def test_nginx_conf_fits_the_container_compose_gives_it(compose):
     nginx = compose["services"]["nginx"]
     probe = urlsplit(nginx["healthcheck"]["test"][-1])
     assert re.search(r"\blocation\s+(=\s*)?" + re.escape(probe.path) + r"\s*\{", conf), "the probe's path"
-    container_port = nginx["ports"][0].rsplit(":", 1)[1]
-    assert re.findall(r"^\s*listen\s+(\d+)\s*;", conf, re.MULTILINE) == [container_port] == [str(probe.port)]
+    container_ports = [p.rsplit(":", 1)[1] for p in nginx["ports"]]  # HTTP, then MLLP
+    assert re.findall(r"^\s*listen\s+(\d+)\s*;", conf, re.MULTILINE) == container_ports
+    assert container_ports[0] == str(probe.port)
     # Run as a non-root user with no capabilities: no `user` directive, nothing on port 80 from conf.d.
     assert not re.search(r"^\s*user\s", conf, re.MULTILINE) and "conf.d" not in conf
     # Every file nginx writes is on a tmpfs of the read-only container.
     written = re.findall(r"^\s*(?:pid|\w+_temp_path)\s+(\S+?)\s*;", conf, re.MULTILINE)
     assert written and all(any(Path(w).is_relative_to(t) for t in nginx["tmpfs"]) for w in written), written
     upstream = re.findall(r"^\s*server\s+([\w.-]+):(\d+)\b", conf, re.MULTILINE)
-    assert upstream == [("labinterp", compose["services"]["labinterp"]["expose"][0])]
+    assert upstream == [("labinterp", port) for port in compose["services"]["labinterp"]["expose"]]
+    # MLLP goes through the stream (TCP) module, HTTP through the http module.
+    assert re.search(r"^stream\s*\{.*\blisten\s+" + container_ports[1] + r"\s*;", conf, re.MULTILINE | re.DOTALL)
 
 
 def test_the_compose_probe_is_the_image_probe(compose):
@@ -251,13 +257,17 @@ def _gunicorn_settings(monkeypatch, env: dict[str, str]) -> dict[str, Any]:
     return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
-def test_the_stop_grace_period_outlasts_gunicorns_graceful_shutdown(compose, monkeypatch):
+def test_the_stop_grace_period_outlasts_gunicorns_and_the_listeners_graceful_shutdown(compose, monkeypatch):
+    from service.hl7v2.listener import STOP_MARGIN
+
     service = compose["services"]["labinterp"]
     assert service["stop_signal"] == "SIGTERM"
     grace = _seconds(service["stop_grace_period"])
     assert grace > _gunicorn_settings(monkeypatch, {})["graceful_timeout"]
     as_deployed = {k: str(v) for k, v in service["environment"].items()}
     assert grace > _gunicorn_settings(monkeypatch, as_deployed)["graceful_timeout"]
+    # The listener stops once the messages in flight are forwarded and answered, or their time is up.
+    assert grace > Settings.from_env(as_deployed).mllp_forward_timeout + STOP_MARGIN
 
 
 def _gunicorn_variables() -> set[str]:
@@ -280,7 +290,9 @@ def test_every_labinterp_variable_in_compose_is_a_real_setting(compose):
     assert unknown == []
     for name in ("LABINTERP_WORKERS", "LABINTERP_THREADS", "LABINTERP_TIMEOUT", "LABINTERP_GRACEFUL_TIMEOUT",
                  "LABINTERP_LOG_LEVEL", "LABINTERP_API_KEYS", "LABINTERP_FORM", "LABINTERP_MAX_BODY_BYTES",
-                 "LABINTERP_MAX_RESULTS", "LABINTERP_MAX_BATCH_BYTES", "LABINTERP_RANGES_DIR"):
+                 "LABINTERP_MAX_RESULTS", "LABINTERP_MAX_BATCH_BYTES", "LABINTERP_RANGES_DIR", "LABINTERP_MLLP",
+                 "LABINTERP_MLLP_FORWARD", "LABINTERP_MLLP_FORWARD_TIMEOUT", "LABINTERP_MLLP_READ_TIMEOUT",
+                 "LABINTERP_MLLP_IDLE_TIMEOUT", "LABINTERP_MLLP_MAX_CONNECTIONS"):
         assert name in environment
 
 
@@ -463,16 +475,21 @@ def test_the_image_is_built_from_one_python_in_both_stages_without_test_extras()
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert {k: env[k] for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "HOST", "PORT")} == {
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HOST": "0.0.0.0", "PORT": "8000"}
-    assert [ins.args for ins in final if ins.keyword == "EXPOSE"] == [env["PORT"]]
+    assert [ins.args for ins in final if ins.keyword == "EXPOSE"] == [f"{env['PORT']} {Settings().mllp_port}"]
 
 
-def test_the_image_starts_gunicorn_as_make_run_does(compose):
+def test_the_image_starts_what_make_run_starts(compose):
+    from service.serve import GUNICORN_ARGS
+
     final = final_stage()
-    cmd = exec_form([ins.args for ins in final if ins.keyword == "CMD"][-1])
-    assert cmd[:2] == ["gunicorn", "-c"]
-    config = cmd[2]
-    assert ["gunicorn.conf.py", config] in [ins.args.split() for ins in final if ins.keyword == "COPY"]
-    assert f"'{cmd[3]}'" in (ROOT / "Makefile").read_text(encoding="utf-8")  # the same application spec
+    assert exec_form([ins.args for ins in final if ins.keyword == "CMD"][-1]) == ["labinterp-serve"]
+    assert "labinterp-serve" in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert re.search(r"^run:.*\n\t.*\$\(BIN\)/labinterp-serve$", (ROOT / "Makefile").read_text(encoding="utf-8"),
+                     re.MULTILINE)
+    # labinterp-serve runs gunicorn with ./gunicorn.conf.py: the image copies it into the working directory.
+    config = GUNICORN_ARGS[GUNICORN_ARGS.index("-c") + 1]
+    workdir = [ins.args for ins in final if ins.keyword == "WORKDIR"][-1]
+    assert ["gunicorn.conf.py", str(Path(workdir) / config)] in [ins.args.split() for ins in final if ins.keyword == "COPY"]
     user = [ins.args for ins in final if ins.keyword == "USER"][-1]
     assert user == compose["services"]["labinterp"]["user"]
 

@@ -45,9 +45,12 @@ def test_every_operation_documents_its_errors_as_problem_json(spec):
                 continue
             for status, resp in op["responses"].items():
                 if status.startswith(("4", "5")):
-                    # FHIR clients expect OperationOutcome; every other door speaks RFC 9457.
-                    expected = "application/fhir+json" if path.startswith("/fhir/") else "application/problem+json"
-                    assert list(resp["content"]) == [expected], (path, method, status)
+                    # FHIR clients expect OperationOutcome, HL7 v2 clients an ACK (in the media type they
+                    # sent); every other door speaks RFC 9457.
+                    expected = ["application/fhir+json"] if path.startswith("/fhir/") else \
+                        ["x-application/hl7-v2+er7", "text/plain"] if path.startswith("/hl7v2/") else \
+                        ["application/problem+json"]
+                    assert list(resp["content"]) == expected, (path, method, status)
             if method == "post":
                 assert {"400", "413", "415", "422"} <= set(op["responses"]), (path, method)
 

@@ -19,8 +19,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,21 +29,17 @@ import pytest
 import requests
 
 from .conftest import AUTH, ROOT, keyed_client
+from .nginx import Nginx, require_nginx
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 pytestmark = pytest.mark.server
 
-NGINX = Path(os.environ.get("LABINTERP_NGINX", "/usr/sbin/nginx"))
-NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 OUT = ROOT / "test-output" / "scale-out"
 GRACEFUL_TIMEOUT = 10
 GUNICORN_ENV = {"LABINTERP_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT), "LABINTERP_LOG_LEVEL": "warning"}
 LOAD_REQUESTS = 2400  # the load's budget; a few more are sent while nginx has not yet taken a restarted instance back
 CLIENTS = 6
 COLLECTED_AT = "2026-11-19T08:30:00+00:00"
-# nginx error-log lines of an upstream failure after which nginx passes the request to the next upstream.
-UPSTREAM_ERROR = re.compile(r"upstream prematurely closed connection|Connection reset by peer|"
-                            r"connect\(\) failed|upstream timed out")
 
 
 # --- the work and its answers -------------------------------------------------------------------------
@@ -127,115 +121,6 @@ def workload(app) -> Workload:
     assert probe_cpu >= 3 * threshold, (
         f"the probe ({probe_cpu:.3f} s CPU) is too short to be caught in the middle: make it larger")
     return Workload(load + [batch], probe, padded, int(threshold * 1e9))
-
-
-# --- nginx with the real configuration ----------------------------------------------------------------
-
-def _require_nginx() -> None:
-    if not os.access(NGINX, os.X_OK):
-        reason = (f"nginx binary {NGINX} is missing: `make test` installs Debian's nginx when run as root "
-                  "(or set LABINTERP_NGINX)")
-        print(reason)
-        pytest.skip(reason)
-
-
-def render_nginx_conf(upstream_ports: list[int], port: int, run_dir: Path, error_log: Path,
-                      access_log: Path) -> str:
-    """deploy/nginx.conf with loopback upstreams, a free port and every written path in run_dir or the logs."""
-    text = NGINX_CONF.read_text(encoding="utf-8")
-    block = re.search(r"# upstream-servers:begin\n(.*?)# upstream-servers:end", text, re.DOTALL)
-    assert block, "deploy/nginx.conf has lost its `# upstream-servers:begin/end` markers"
-    line = re.fullmatch(r"([ \t]*)server[ \t]+\S+((?:[ \t]+\w+=\S+)*);\n[ \t]*", block.group(1))
-    assert line, f"expected one `server host:port params;` line between the markers, found {block.group(1)!r}"
-    indent, params = line.groups()  # the real max_fails/fail_timeout, kept for every test server
-    servers = "".join(f"{indent}server 127.0.0.1:{p}{params};\n" for p in upstream_ports)
-    substitutions: list[tuple[str, str, Callable[[re.Match], str], int]] = [
-        ("upstream servers", r"(# upstream-servers:begin\n).*?(?=[ \t]*# upstream-servers:end)",
-         lambda m: m.group(1) + servers, 1),
-        ("listen 8080", r"^([ \t]*listen[ \t]+)8080;", lambda m: f"{m.group(1)}127.0.0.1:{port};", 1),
-        ("pid", r"^(pid[ \t]+)\S+;", lambda m: f"{m.group(1)}{run_dir / 'nginx.pid'};", 1),
-        ("error_log stderr", r"^(error_log[ \t]+)stderr\b", lambda m: f"{m.group(1)}{error_log}", 1),
-        ("access_log /dev/stdout", r"^([ \t]*access_log[ \t]+)/dev/stdout\b", lambda m: f"{m.group(1)}{access_log}", 1),
-        ("*_temp_path /tmp/...", r"^([ \t]*[a-z_]+_temp_path[ \t]+)/tmp/([^;/\s]+);",
-         lambda m: f"{m.group(1)}{run_dir / m.group(2)};", 5),
-    ]
-    for what, pattern, replacement, expected in substitutions:
-        text, found = re.subn(pattern, replacement, text, flags=re.MULTILINE | re.DOTALL)
-        assert found == expected, f"deploy/nginx.conf: expected {expected} `{what}` to substitute, found {found}"
-    return text
-
-
-class Nginx:
-    """nginx -c <rendered deploy/nginx.conf> -g 'daemon off;', its logs in `out`."""
-
-    def __init__(self, out: Path, upstream_ports: list[int]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Temp files outside test-output/: as root nginx's workers run as `nobody`, and they must reach them.
-        self.run_dir = Path(tempfile.mkdtemp(prefix="labinterp-nginx-"))
-        self.run_dir.chmod(0o755)
-        self.error_log, self.access_log = out / "nginx-error.log", out / "nginx-access.log"
-        conf = out / "nginx.conf"
-        conf.write_text(render_nginx_conf(upstream_ports, self.port, self.run_dir, self.error_log, self.access_log),
-                        encoding="utf-8")
-        with open(out / "nginx.out", "wb") as log:
-            self.proc = subprocess.Popen([str(NGINX), "-p", str(self.run_dir), "-c", str(conf),
-                                          "-e", str(self.error_log), "-g", "daemon off;"],
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait_ready(self, seconds: float = 20) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"nginx exited with {self.proc.returncode}: {self.errors()}")
-            try:
-                with requests.get(f"{self.url}/nginx-health", timeout=2) as r:
-                    if r.status_code == 200:
-                        return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"nginx did not answer /nginx-health: {self.errors()}")
-
-    def close(self) -> None:
-        """Graceful quit (SIGQUIT), as compose stops it."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its workers too
-                self.proc.wait()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def errors(self) -> str:
-        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
-
-    def upstream_errors(self) -> list[str]:
-        return [line for line in self.errors().splitlines() if UPSTREAM_ERROR.search(line)]
-
-    def access(self, rid: str) -> str:
-        """The access-log line of the request with this id."""
-        lines = [line for line in self.access_log.read_text().splitlines() if line.endswith(f" rid={rid}")]
-        assert len(lines) == 1, (rid, lines)
-        return lines[0]
-
-    def served(self, port: int, after: int = 0) -> bool:
-        """Whether the upstream on this port answered a request logged past byte `after` of the access log."""
-        for line in self.access_log.read_bytes()[after:].decode().splitlines():
-            found = re.search(r" upstream=(.+?) upstream_status=(.+?) upstream_time=", line)
-            if found and (f"127.0.0.1:{port}", "200") in zip(found[1].split(", "), found[2].split(", ")):
-                return True
-        return False
-
-    def retried(self) -> int:
-        """Requests that nginx passed to more than one upstream."""
-        return sum(1 for line in self.access_log.read_text().splitlines() if re.search(r" upstream=\S+, ", line))
 
 
 @pytest.fixture()
@@ -422,7 +307,7 @@ class Prober:
 # --- the tests ----------------------------------------------------------------------------------------
 
 def test_rolling_restart_and_a_killed_worker_lose_no_request(workload, out, capsys):
-    _require_nginx()
+    require_nginx()
     a_port, b_port = free_port(), free_port()
     a = start_gunicorn(a_port, out / "gunicorn-a-1.log", GUNICORN_ENV)
     b = start_gunicorn(b_port, out / "gunicorn-b.log", GUNICORN_ENV)
@@ -528,7 +413,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_takes_no_new_one(workload
 
 
 def test_nginx_passes_a_post_on_when_an_upstream_is_down(workload, out):
-    _require_nginx()
+    require_nginx()
     dead, live = free_port(), free_port()
     proc = start_gunicorn(live, out / "gunicorn.log", GUNICORN_ENV)
     nginx = None

@@ -19,17 +19,23 @@ def _is_json(mimetype: str) -> bool:
     return mimetype in JSON_TYPES or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
-def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
-    """Return the parsed body or raise ApiProblem (415, 413, 400) with a pointer to the body root."""
+def read_body(max_bytes: int, accept: tuple[str, ...], any_json: bool = False) -> bytes:
+    """The raw body, or ApiProblem: 415 when its media type is not in `accept` (nor a +json type with
+    `any_json`), 413 when it is larger than max_bytes (refused unread when it says so up front)."""
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not six
     mimetype = req.mimetype
-    if not (mimetype in accept or (accept == JSON_TYPES and _is_json(mimetype))):
+    if not (mimetype in accept or (any_json and _is_json(mimetype))):
         raise ApiProblem(415, f"send the body as {' or '.join(accept)}", [Problem((), "unsupported media type")])
     length = req.content_length
     if length is not None and length > max_bytes:
         raise ApiProblem(413, f"the body is larger than {max_bytes} bytes", [Problem((), "body too large")])
     # With a Content-Length within the limit, Werkzeug's stream ends there: read it in one call.
-    raw = req.get_data(cache=False) if length is not None else _read_limited(max_bytes)
+    return req.get_data(cache=False) if length is not None else _read_limited(max_bytes)
+
+
+def read_json(max_bytes: int, accept: tuple[str, ...] = JSON_TYPES) -> Any:
+    """Return the parsed body or raise ApiProblem (415, 413, 400) with a pointer to the body root."""
+    raw = read_body(max_bytes, accept, any_json=accept == JSON_TYPES)
     if not raw.strip():
         raise ApiProblem(400, "the body is empty", [Problem((), "expected a JSON object")])
     if not _LONG_DIGITS.search(raw):

@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True)
 class Patient:
     age_years: float | None = None
     sex: str | None = None  # female | male | other | unknown
+
+
+def age_at(born: date, at: date) -> float | None:
+    """Whole-day age in years on a day (None when the birth is later): how every door that reads a
+    birth date turns it into Patient.age_years, so an age partition is chosen the same way."""
+    days = (at - born).days
+    return None if days < 0 else round(days / 365.2425, 2)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ class DerivedValue(NamedTuple):
         return {"id": self.id, "value": tidy(self.value), "unit": self.unit, "analyte": self.analyte,
                 "band": self.band, "flag": self.flag, "inputs": list(self.inputs)}
 
+    def as_text(self) -> str:
+        """The note as one line of plain text with its severity and sources, for doors that carry
+        free text only (a FHIR Annotation, an HL7 v2 NTE)."""
+        return f"[{self.severity}] {self.text} Sources: {self.cited()}."
+
+    def cited(self) -> str:
+        """The sources by title, each with the reference that finds it (a URL or a seed file)."""
+        return "; ".join(f"{c.title} ({c.reference})" for c in self.citations) or "; ".join(self.sources)
+
 
 class RangeUsed(NamedTuple):
     low: float | None  # canonical unit

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from ..core.model import age_at
+
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
@@ -36,7 +38,6 @@ def age_years(birth: str | None, at: datetime | None) -> float | None:
     born, _ = instant(birth)
     if born is None or at is None:
         return None
-    days = (at.date() - born.date()).days
-    return None if days < 0 else round(days / 365.2425, 2)
+    return age_at(born.date(), at.date())
 
 

@@ -59,15 +59,6 @@ def _lab_flags(obs: dict[str, Any]) -> set[str]:
             if c.get("system") == INTERPRETATION and c.get("code")}
 
 
-def cited(n: Note) -> str:
-    """The note's sources by title, each with the reference that finds it."""
-    return "; ".join(f"{c.title} ({c.reference})" for c in n.citations) or "; ".join(n.sources)
-
-
-def note_text(n: Note) -> str:
-    return f"[{n.severity}] {n.text} Sources: {cited(n)}."
-
-
 def enrich(obs: dict[str, Any], r: ResultReport, lab_range_used: bool, kb: Knowledge) -> dict[str, Any]:
     """The Observation as it came in, with our interpretation, the range applied, and our notes."""
     out = copy.deepcopy(obs)
@@ -81,7 +72,7 @@ def enrich(obs: dict[str, Any], r: ResultReport, lab_range_used: bool, kb: Knowl
     out["interpretation"] = [_interpretation(r)]
     if not lab_range_used:
         out["referenceRange"] = list(out.get("referenceRange") or []) + [_our_range(r, kb)]
-    notes += [{"authorString": signature(kb), "text": note_text(n)} for n in r.notes]
+    notes += [{"authorString": signature(kb), "text": n.as_text()} for n in r.notes]
     if notes:
         out["note"] = notes
     return out
@@ -94,7 +85,7 @@ def detected_issue(n: Note, subject: str | None, implicated: list[str], kb: Know
         "code": {"coding": [{"system": NOTE_SYSTEM, "code": n.id}], "text": n.id},
         "severity": DETECTED_SEVERITY[n.severity],
         "author": {"display": signature(kb)},
-        "detail": note_text(n),
+        "detail": n.as_text(),
     }
     if subject:
         res["patient"] = {"reference": subject}

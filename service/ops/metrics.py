@@ -25,6 +25,16 @@ LATENCY = Histogram("labinterp_http_request_duration_seconds", "Time from reques
 RESULTS = Counter("labinterp_results_interpreted_total", "Results interpreted, by analyte and band.",
                   ["analyte", "band"])
 CRITICAL = Counter("labinterp_critical_results_total", "Results beyond a critical limit, by analyte.", ["analyte"])
+# The MLLP listener (service/hl7v2/listener.py): a separate process that writes into the same
+# multiprocess directory when `labinterp-serve` starts it, so GET /metrics reports it too.
+MLLP_MESSAGES = Counter("labinterp_mllp_messages_total", "MLLP messages answered, by the ACK code sent to the sender "
+                        "and the outcome (delivered, downstream_error, downstream_timeout, unparseable, ...).",
+                        ["ack", "outcome"])
+MLLP_FORWARD = Histogram("labinterp_mllp_forward_seconds", "Time from forwarding a message downstream to its answer, "
+                         "by the downstream's ACK code (none: no answer).", ["ack"],
+                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+MLLP_CONNECTIONS = Counter("labinterp_mllp_connections_total", "MLLP connections, by event (accepted, refused over "
+                           "the limit, read_timeout, idle_timeout).", ["event"])
 
 
 @functools.lru_cache(maxsize=4096)  # label sets are bounded (see above); this skips re-validating them
@@ -51,6 +61,18 @@ def observe_reports(reports: Iterable[PanelReport]) -> int:
     for analyte, n in critical.items():
         _child(CRITICAL, analyte).inc(n)
     return sum(bands.values())
+
+
+def observe_mllp(ack: str, outcome: str) -> None:
+    _child(MLLP_MESSAGES, ack, outcome).inc()
+
+
+def observe_forward(ack: str, seconds: float) -> None:
+    _child(MLLP_FORWARD, ack).observe(seconds)
+
+
+def observe_connection(event: str) -> None:
+    _child(MLLP_CONNECTIONS, event).inc()
 
 
 def exposition() -> tuple[bytes, str]:
