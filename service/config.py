@@ -1,11 +1,13 @@
 """Service settings: safe defaults, overridable by LABINTERP_* environment variables or create_app()."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 AUTH_MODES = ("keys", "open-on-loopback")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Settings:
     mllp_read_timeout: int = 30  # LABINTERP_MLLP_READ_TIMEOUT: seconds a begun message may take to arrive
     mllp_idle_timeout: int = 600  # LABINTERP_MLLP_IDLE_TIMEOUT: seconds a connection may wait between messages
     mllp_max_connections: int = 64  # LABINTERP_MLLP_MAX_CONNECTIONS: senders served at once; more are closed
+    # LABINTERP_MLLP_ALLOW: comma-separated networks (CIDR) whose peers may send. MLLP has no
+    # authentication, so by default only this host may: a listener on HOST=0.0.0.0 still answers no
+    # one else until the laboratory's senders (or the proxy in front) are named here.
+    mllp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -71,12 +77,26 @@ class Settings:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be at least 1")
                 if f.name.endswith("_port") and values[f.name] > 65535:
                     raise ValueError(f"LABINTERP_{f.name.upper()} must be a TCP port (1 to 65535)")
+            elif f.name == "mllp_allow":
+                values[f.name] = tuple(n.strip() for n in raw.split(",") if n.strip())
+                allowed_networks(values[f.name])  # checked now, with the variable's name
             elif f.name == "mllp_forward":
                 values[f.name] = raw.strip()
                 forward_address(values[f.name])  # checked now, with the variable's name
             else:
                 values[f.name] = raw
         return replace(cls(**values), **overrides)
+
+
+def allowed_networks(texts: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """LABINTERP_MLLP_ALLOW as networks; ValueError naming it and the entry it cannot read."""
+    networks = []
+    for text in texts:
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"LABINTERP_MLLP_ALLOW must list networks such as 10.1.0.0/16, not {text!r}") from None
+    return tuple(networks)
 
 
 def forward_address(text: str) -> tuple[str, int]:

@@ -208,9 +208,11 @@ def test_replicas_publish_no_host_port_and_nginx_publishes_http_and_mllp(compose
     labinterp, nginx = compose["services"]["labinterp"], compose["services"]["nginx"]
     assert "ports" not in labinterp
     assert labinterp["expose"] == [dockerfile_env(final_stage())["PORT"], str(Settings().mllp_port)]
-    assert nginx["ports"] == ["8080:8080", "2575:2575"]
-    moved = load_compose({"LABINTERP_PORT": "9000", "LABINTERP_MLLP_PUBLISHED_PORT": "6661"})
-    assert moved["services"]["nginx"]["ports"] == ["9000:8080", "6661:2575"]
+    # MLLP has no authentication: on loopback until the laboratory network's address is named.
+    assert nginx["ports"] == ["8080:8080", "127.0.0.1:2575:2575"]
+    moved = load_compose({"LABINTERP_PORT": "9000", "LABINTERP_MLLP_PUBLISHED_PORT": "6661",
+                          "LABINTERP_MLLP_PUBLISH_ADDRESS": "10.20.0.5"})
+    assert moved["services"]["nginx"]["ports"] == ["9000:8080", "10.20.0.5:6661:2575"]
     assert nginx["depends_on"] == {"labinterp": {"condition": "service_healthy"}}
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
     assert re.fullmatch(r"nginx:\d+\.\d+[\w.-]*", nginx["image"]), "pin nginx to a version"
@@ -292,7 +294,7 @@ def test_every_labinterp_variable_in_compose_is_a_real_setting(compose):
                  "LABINTERP_LOG_LEVEL", "LABINTERP_API_KEYS", "LABINTERP_FORM", "LABINTERP_MAX_BODY_BYTES",
                  "LABINTERP_MAX_RESULTS", "LABINTERP_MAX_BATCH_BYTES", "LABINTERP_RANGES_DIR", "LABINTERP_MLLP",
                  "LABINTERP_MLLP_FORWARD", "LABINTERP_MLLP_FORWARD_TIMEOUT", "LABINTERP_MLLP_READ_TIMEOUT",
-                 "LABINTERP_MLLP_IDLE_TIMEOUT", "LABINTERP_MLLP_MAX_CONNECTIONS"):
+                 "LABINTERP_MLLP_IDLE_TIMEOUT", "LABINTERP_MLLP_MAX_CONNECTIONS", "LABINTERP_MLLP_ALLOW"):
         assert name in environment
 
 
@@ -306,8 +308,10 @@ def test_the_compose_defaults_are_settings_the_service_accepts(compose, monkeypa
     settings = Settings.from_env(environment)
     assert settings.api_keys == (COMPOSE_KEY,) and settings.form is True
     assert settings.ranges_dir == "/app/reference_ranges"
+    # behind nginx, the listener's peer is nginx on the project's private network
+    assert settings.mllp_allow == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
     # the other defaults are the service's
-    assert dataclasses.replace(settings, ranges_dir=None, api_keys=()) == Settings()
+    assert dataclasses.replace(settings, ranges_dir=None, api_keys=(), mllp_allow=Settings().mllp_allow) == Settings()
     gunicorn = _gunicorn_settings(monkeypatch, environment)
     assert (gunicorn["workers"], gunicorn["threads"], gunicorn["timeout"], gunicorn["loglevel"]) == (2, 1, 30, "info")
 

@@ -99,7 +99,7 @@ def test_the_untouched_schemathesis_cli_against_gunicorn(tmp_path):
         blocks = _failure_blocks(report)
         refused = [b for b in blocks if not _allowed(b)]
         assert not refused, "\n\n".join(refused)[:8000]
-        assert run.returncode in (0, 1) and "Tested: 10" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+        assert run.returncode in (0, 1) and "Tested: 11" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
     finally:
         stop(proc)
 

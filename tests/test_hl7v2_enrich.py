@@ -269,8 +269,8 @@ def test_an_undeclared_character_set_with_other_bytes_passes_untouched():
 
 
 def test_our_text_is_escaped_with_the_messages_own_delimiters():
-    # Field !, component @, repetition ~, escape $, subcomponent %: the B12 age note says "20%".
-    text = oru(obx(1, B12, "150")).decode().replace("MSH|^~\\&|", "MSH!@~$%!")
+    # Field !, component @, repetition ~, escape $, subcomponent ;: "Sources: a; b" needs escaping.
+    text = oru(obx(1, B12, "150")).decode().replace("MSH|^~\\&|", "MSH!@~$;!")
     text = re.sub(r"(?<=[^\r])\|", "!", text).replace("^", "@")
     raw = text.encode()
     out = run(raw)
@@ -279,7 +279,10 @@ def test_our_text_is_escaped_with_the_messages_own_delimiters():
     expected = interpret_panel(PanelInput((ResultInput(value=150.0, unit="pg/mL", code="2132-9"),),
                                           Patient(68.69, "female"), Context()), KB)
     assert notes[1:] == [f"labinterp {n.as_text()}" for n in expected.results[0].notes]
-    assert any("20%" in n for n in notes) and b"20$T$" in out and b"%" not in out.split(b"!", 2)[2].replace(b"$T$", b"")
+    assert any("; " in n for n in notes), "no note carries the subcomponent delimiter: the test proves nothing"
+    ours = [line for line in out.split(b"\r") if line.startswith(b"NTE!") and b"labinterp" in line]
+    assert ours and all(b"$T$" in line or b";" not in line for line in ours)
+    assert not any(b";" in line for line in ours), "a raw subcomponent delimiter in our NTE"
 
 
 @pytest.mark.parametrize("terminator", ["\r", "\r\n", "\n"])
@@ -288,6 +291,25 @@ def test_segment_terminators_are_kept(terminator):
     out = run(raw)
     assert out.count(b"\n") == (0 if terminator == "\r" else len(segments(out)))
     assert out.count(b"\r") == (0 if terminator == "\n" else len(segments(out)))
+
+
+@pytest.mark.parametrize("terminator", ["\r", "\r\n", "\n"])
+def test_a_segment_that_is_its_id_alone_is_read(terminator):
+    # Found by schemathesis: "ZXY" with no field separator, followed by a line end, was refused.
+    raw = oru(obx(1, K, "3.1"), "ZXY", "NTE|1||a comment", terminator=terminator)
+    out = run(raw)
+    assert b"ZXY" + terminator.encode() in out and b"|L|" in out
+
+
+def test_the_contracts_pattern_matches_the_messages_these_tests_enrich():
+    from service.hl7v2.views import ORU_PATTERN
+    pattern = re.compile(ORU_PATTERN)
+    for raw in (oru(obx(1, K, "3.1")), oru(obx(1, K, "3.1"), terminator="\r\n"), oru(obx(1, MG, "1.5"), version="2.3"),
+                oru(obx(1, CA, "9.0"), charset="UNICODE UTF-8"), oru(obx(1, K, "3.1"), "ZXY")):
+        assert pattern.search(raw.decode("latin-1")), raw
+    for refused in (oru(obx(1, K, "3.1"), version="2.6"), oru(obx(1, K, "3.1")).replace(b"ORU^R01", b"ADT^A01"),
+                    oru(obx(1, K, "3.1")) + oru(obx(1, K, "3.1"))):
+        assert not pattern.search(refused.decode("latin-1")), refused
 
 
 def test_the_real_examples_have_nothing_of_ours_and_pass_unchanged():

@@ -12,6 +12,7 @@ from service.core import default_knowledge
 from service.hl7v2.enrich import enrich
 from service.hl7v2.er7 import read_message
 
+from .conftest import keyed_client, make_app
 from .hl7_messages import GHH, K, OLIS, example, obx, oru
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
@@ -67,7 +68,7 @@ def test_errors_are_acks_with_err_and_the_control_id(client, conform, body, stat
 
 
 def test_media_type_size_method_and_path_errors_are_acks_too(conform):
-    client = create_app(Settings(max_body_bytes=2000)).test_client()
+    client = keyed_client(make_app(max_body_bytes=2000))
     resp = client.post(PATH, data=b"{}", content_type="application/json")
     assert resp.status_code == 415 and resp.mimetype == ER7 and ack_of(resp.data)[0] == "AR"
     conform("post", PATH, resp)

@@ -36,9 +36,10 @@ import requests
 
 from service.config import Settings
 
+from .nginx import Nginx, require_nginx
 from .conftest import AUTH, ROOT, TEST_KEY
 from .servers import free_port, start_gunicorn, stop, wait_ready
-from .test_scale_out import Nginx, _require_nginx, workers
+from .test_scale_out import workers
 
 pytestmark = pytest.mark.server
 
@@ -230,7 +231,7 @@ def gunicorn(out):
 
 @pytest.fixture(scope="module")
 def nginx(out, gunicorn):
-    _require_nginx()
+    require_nginx()
     text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert re.search(r"^\s*client_max_body_size 17m;", text, re.MULTILINE), "NGINX_LIMIT no longer matches"
     assert text.count("larger than 17 MiB") == 3, "nginx's 413 bodies should name its client_max_body_size"

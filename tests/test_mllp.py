@@ -201,6 +201,32 @@ def test_connections_over_the_limit_are_closed_at_once():
         listener.close()
 
 
+def test_a_peer_outside_the_allowed_networks_is_closed_unread():
+    from service.config import allowed_networks
+
+    listener = ThreadedListener(allow=allowed_networks(("10.0.0.0/8", "::1/128")))
+    before = REGISTRY.get_sample_value("labinterp_mllp_connections_total", {"event": "not_allowed"}) or 0
+    try:
+        assert mllp_exchange(listener.port, frame(oru(obx(1, K, "3.1")))) == b""  # no ACK: not read
+        assert REGISTRY.get_sample_value("labinterp_mllp_connections_total", {"event": "not_allowed"}) == before + 1
+    finally:
+        listener.close()
+
+
+def test_the_allowed_networks_default_to_this_host_and_are_checked_at_start_up():
+    from service.config import Settings
+    from service.hl7v2.listener import ListenerConfig
+
+    default = ListenerConfig.from_settings(Settings.from_env({}), "0.0.0.0")
+    assert default.allows(("127.0.0.1", 5000)) and default.allows(("::1", 5000, 0, 0))
+    assert default.allows(("::ffff:127.0.0.1", 5000, 0, 0))
+    assert not default.allows(("10.1.2.3", 5000)) and not default.allows(("192.168.0.9", 5000))
+    lab = ListenerConfig.from_settings(Settings.from_env({"LABINTERP_MLLP_ALLOW": "10.1.0.0/16, 192.168.7.8"}), "0.0.0.0")
+    assert lab.allows(("10.1.200.3", 5000)) and lab.allows(("192.168.7.8", 1)) and not lab.allows(("127.0.0.1", 1))
+    with pytest.raises(ValueError, match="LABINTERP_MLLP_ALLOW .* not 'lab-net'"):
+        Settings.from_env({"LABINTERP_MLLP_ALLOW": "10.0.0.0/8,lab-net"})
+
+
 def test_an_idle_connection_is_closed_after_the_idle_timeout():
     listener = ThreadedListener(idle_timeout=0.5)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT
+from .conftest import AUTH, ROOT, TEST_KEY
 from .hl7_messages import K, obx, oru
 from .mllp_peers import DownstreamPeer, frame, mllp_exchange, msa
 from .servers import free_port, wait_listening, wait_ready
@@ -24,7 +24,7 @@ def start_serve(log_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.P
     """labinterp-serve as `make run` runs it: HOST and PORT from the environment, in the project folder."""
     port, mllp_port = free_port(), free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LABINTERP_MLLP_PORT": str(mllp_port),
-           **env_extra}
+           "LABINTERP_API_KEYS": TEST_KEY, **env_extra}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(SERVE)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -56,9 +56,9 @@ def test_make_run_serves_http_and_mllp_and_sigterm_stops_both(tmp_path):
         body = oru(obx(1, K, "3.1"), control_id="SERVE-1")
         assert msa(mllp_exchange(mllp_port, frame(body))) == ("AA", "SERVE-1")
         with requests.post(f"http://127.0.0.1:{port}/hl7v2/interpret", data=body, timeout=30,
-                           headers={"Content-Type": "x-application/hl7-v2+er7"}) as r:
+                           headers={"Content-Type": "x-application/hl7-v2+er7", **AUTH}) as r:
             assert r.status_code == 200 and r.content == peer.acked[0]  # one core, one answer
-        with requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        with requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30, headers=AUTH) as r:
             assert 'labinterp_mllp_messages_total{ack="AA",outcome="delivered"} 1.0' in r.text
             assert 'labinterp_mllp_forward_seconds_count{ack="AA"} 1.0' in r.text
         proc.send_signal(signal.SIGTERM)

@@ -40,6 +40,15 @@ class Note(NamedTuple):
         return {"id": self.id, "severity": self.severity, "text": self.text, "sources": list(self.sources),
                 "citations": [c.to_dict() for c in self.citations]}
 
+    def as_text(self) -> str:
+        """The note as one line of plain text with its severity and sources, for doors that carry
+        free text only (a FHIR Annotation, an HL7 v2 NTE)."""
+        return f"[{self.severity}] {self.text} Sources: {self.cited()}."
+
+    def cited(self) -> str:
+        """The sources by title, each with the reference that finds it (a URL or a seed file)."""
+        return "; ".join(f"{c.title} ({c.reference})" for c in self.citations) or "; ".join(self.sources)
+
 
 class DerivedValue(NamedTuple):
     """A value computed from several results of the panel (the albumin-adjusted calcium), classified
@@ -58,15 +67,6 @@ class DerivedValue(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "value": tidy(self.value), "unit": self.unit, "analyte": self.analyte,
                 "band": self.band, "flag": self.flag, "inputs": list(self.inputs)}
-
-    def as_text(self) -> str:
-        """The note as one line of plain text with its severity and sources, for doors that carry
-        free text only (a FHIR Annotation, an HL7 v2 NTE)."""
-        return f"[{self.severity}] {self.text} Sources: {self.cited()}."
-
-    def cited(self) -> str:
-        """The sources by title, each with the reference that finds it (a URL or a seed file)."""
-        return "; ".join(f"{c.title} ({c.reference})" for c in self.citations) or "; ".join(self.sources)
 
 
 class RangeUsed(NamedTuple):

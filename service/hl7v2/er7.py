@@ -200,7 +200,7 @@ def _spans(raw: bytes, start: int, field_sep: int) -> list[Span]:
     if position < len(raw):
         spans.append(Span(position, len(raw), len(raw)))
     for n, span in enumerate(spans):
-        head = raw[span.start:span.start + 4]
+        head = raw[span.start:min(span.start + 4, span.end)]  # a segment may be its id alone
         if not SEGMENT_ID.match(head[:3]) or (len(head) == 4 and head[3] != field_sep):
             raise Er7Error(f"segment {n + 1} does not begin with a segment id (three capitals or digits) and "
                            f"the field separator", "100", None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from typing import Any
 
 import hl7.mllp
 
-from ..config import Settings, forward_address
+from ..config import IPNetwork, Settings, allowed_networks, forward_address
 from ..core.errors import KnowledgeError
 from ..core.knowledge import Knowledge, load_knowledge
 from ..core.report import PanelReport
@@ -55,12 +56,24 @@ class ListenerConfig:
     max_connections: int
     max_bytes: int
     max_results: int
+    allow: tuple[IPNetwork, ...] = allowed_networks(Settings().mllp_allow)
 
     @classmethod
     def from_settings(cls, settings: Settings, host: str) -> "ListenerConfig":
         return cls(host, settings.mllp_port, forward_address(settings.mllp_forward) if settings.mllp_forward else None,
                    settings.mllp_forward_timeout, settings.mllp_read_timeout, settings.mllp_idle_timeout,
-                   settings.mllp_max_connections, settings.max_body_bytes, settings.max_results)
+                   settings.mllp_max_connections, settings.max_body_bytes, settings.max_results,
+                   allowed_networks(settings.mllp_allow))
+
+    def allows(self, address: Any) -> bool:
+        """Whether a peer (a socket's peername) is in LABINTERP_MLLP_ALLOW."""
+        try:
+            ip = ipaddress.ip_address(address[0].split("%")[0]) if isinstance(address, tuple) else None
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip is not None and any(ip in network for network in self.allow)
 
 
 class DownstreamError(Exception):
@@ -170,7 +183,8 @@ class Listener:
                                                       limit=self.config.max_bytes)
         where = "no forward (AE to every message)" if self.config.forward is None else \
             "forwarding to %s:%s" % self.config.forward
-        log.info("MLLP listening on %s:%s, %s", self.config.host, self.port, where)
+        log.info("MLLP listening on %s:%s for peers in %s, %s", self.config.host, self.port,
+                 ", ".join(map(str, self.config.allow)), where)
         if self.config.forward is None:
             log.warning("LABINTERP_MLLP_FORWARD is not set: no message can be delivered, so every message is "
                         "answered AE (the sender keeps it and resends)")
@@ -201,6 +215,11 @@ class Listener:
         task = asyncio.current_task()
         assert task is not None
         peer = _peer(writer)
+        if not self.config.allows(writer.get_extra_info("peername")):
+            metrics.observe_connection("not_allowed")
+            log.warning("MLLP connection closed: the peer is not in LABINTERP_MLLP_ALLOW", extra={"peer": peer})
+            writer.close()
+            return
         if self.stopping or len(self.connections) >= self.config.max_connections:
             metrics.observe_connection("refused")
             log.warning("MLLP connection refused: %s", "stopping" if self.stopping else

@@ -33,6 +33,25 @@ EXAMPLE = "\r".join((
 
 _MESSAGE = {"type": "string", "description": "One HL7 v2 message in ER7 (segments ended by CR), in the character "
                                              "set its MSH-18 names (ASCII, 8859/n or UNICODE UTF-8)."}
+# What the door enriches, as far as a pattern can say it: one ORU^R01 of version 2.3 to 2.5.1 in the
+# recommended encoding characters |^~\& and a character set it edits; the later segments each an id
+# (not another message or a batch). The service also reads other encoding characters MSH-2 declares.
+_FIELD = r"[^|\r\n]*"
+_EOL = r"(?:\r\n|\r|\n)"
+ORU_PATTERN = (
+    r"^\ufeff?[ \t\r\n]*MSH\|\^~\\&(?:\|" + _FIELD + r"){6}"                       # MSH-3 to MSH-8
+    r"\|ORU\^R01(?:[\^~&]" + _FIELD + r")?"                                           # MSH-9
+    r"\|" + _FIELD + r"\|" + _FIELD +                                                 # MSH-10, MSH-11
+    r"\|2\.(?:3\.1|3|4|5\.1|5)(?:[\^~&]" + _FIELD + r")?"                              # MSH-12
+    r"(?:(?:\|" + _FIELD + r"){5}\|(?:|ASCII|UNICODE UTF-8|8859/(?:15|[1-9]))(?:~" + _FIELD + r")?"
+    r"(?:\|[^\r\n]*)?|(?:\|" + _FIELD + r"){0,5})"                                     # MSH-13 to MSH-18...
+    r"(?:" + _EOL + r"+(?!MSH|FHS|BHS|BTS|FTS)[A-Z][A-Z0-9]{2}(?:\|[^\r\n]*)?)*" + _EOL + r"*$"
+)
+_ORU = {**_MESSAGE, "pattern": ORU_PATTERN,
+        "description": _MESSAGE["description"] + " The pattern states the ORU^R01 this door enriches with the "
+                       "recommended encoding characters; other encoding characters that MSH-2 declares are read too. "
+                       "x-application/hl7-v2+er7 (HAPI's media type for HL7 over HTTP) is accepted as well as "
+                       "text/plain, and answered in kind."}
 _ACK = {"type": "string", "description": "An HL7 ACK: MSA-1 AR (AE for a 500), MSA-2 the message's control id "
                                          "when it could be read, MSA-3 and an ERR segment saying why."}
 ACK_DESCRIPTIONS = {
@@ -80,7 +99,7 @@ blp = Blueprint("hl7v2", __name__, url_prefix="/hl7v2",
 
 @blp.route("/interpret", methods=["POST"])
 @blp.doc(operationId="interpretHl7v2", security=[{"apiKey": []}], requestBody={
-    "required": True, "content": {m: {"schema": _MESSAGE, "example": EXAMPLE} for m in MEDIA_TYPES},
+    "required": True, "content": {"text/plain": {"schema": _ORU, "example": EXAMPLE}},
 }, responses={
     "200": {"description": "The message as it came, byte for byte, but for OBX-8 (the flag), an empty OBX-7 (our "
                            "interval) and the NTE segments added after each interpreted OBX and after its OBR.",
