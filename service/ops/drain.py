@@ -38,7 +38,7 @@ Bounds, so that a slow, stalled or endless sender cannot keep a worker:
 After an abandoned drain gunicorn's own lingering close (at most 64 KiB and 2 s) follows, so the
 worst a sender can hold a worker for, after its answer, is about `seconds` + 2 s.
 
-On loopback a refused 64 MiB body is drained in 30-200 ms, 8 MiB in 5-30 ms (README, Limits). Behind
+On loopback a refused 64 MiB body is drained in 30-200 ms, 8 MiB in 5-30 ms (docs/api.md, Limits). Behind
 nginx nothing larger than its client_max_body_size (17m) reaches gunicorn, and nginx sends at
 loopback or LAN speed. The drain happens after the service's own request log line, so `duration_ms`
 does not include it; an abandoned drain is logged (byte count, time and reason, never a byte of the
