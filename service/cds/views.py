@@ -9,8 +9,8 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..api.body import read_json
-from ..api.problem_docs import DESCRIPTIONS, ProblemSchema, document_problems
-from ..api.problems import PROBLEM_JSON, ApiProblem
+from ..api.problem_docs import document_problems
+from ..api.problems import ApiProblem
 from ..core.errors import Problem, flatten_messages
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport

@@ -5,6 +5,8 @@ Cross-file checks (a source tag that exists, a unit in the allowlist, a known an
 """
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 ELECTROLYTE_BANDS = ("critical_low", "low", "normal", "high", "critical_high")
@@ -20,7 +22,7 @@ KNOWLEDGE_FORMATS = (1, 2)  # 1: 2026.11.0 (no vocabulary.yaml, strict limits); 
 
 _band = fields.String(validate=validate.OneOf(ALL_BANDS))
 _tag = fields.String(required=True, validate=validate.Length(min=1, max=40))
-_positive = {"validate": validate.Range(min=0, min_inclusive=False)}
+_positive: dict[str, Any] = {"validate": validate.Range(min=0, min_inclusive=False)}
 
 
 class _Strict(Schema):

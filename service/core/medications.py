@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 

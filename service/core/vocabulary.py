@@ -6,7 +6,7 @@ form, FHIR and CDS cards all show the same words. Comparators and flags are prot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 COMPARATORS = ("<", "<=", ">", ">=")
 FLAGS = ("LL", "L", "N", "H", "HH")
@@ -45,6 +45,6 @@ class Vocabulary:
         return next((t.label for t in self.terms[kind] if t.id == term), term.replace("_", " "))
 
     @classmethod
-    def legacy(cls) -> "Vocabulary":
+    def legacy(cls) -> Vocabulary:
         return cls({kind: tuple(Term(t, t.replace("_", " ").capitalize()) for t in ids)
                     for kind, ids in LEGACY_TERMS.items()})
