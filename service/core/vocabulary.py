@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 COMPARATORS = ("<", "<=", ">", ">=")
 FLAGS = ("LL", "L", "N", "H", "HH")
+SEVERITIES = ("info", "warning", "critical")  # of a note; a CDS card's indicator is its note's
 # Where a context term is written in the API's panel: the vocabulary's lists by name.
 KINDS = ("sex", "diet", "symptoms", "conditions", "medications")
 
