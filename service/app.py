@@ -48,7 +48,7 @@ class LabApi(flask_smorest.Api):
     def _register_responses(self) -> None:  # the default "Error" components do not describe our errors
         return None
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}  # keep Allow on 405
         return error_response(error.code or 500, error.description or "", headers)
 

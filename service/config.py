@@ -4,7 +4,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 AUTH_MODES = ("keys", "open-on-loopback")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -51,7 +52,7 @@ class Settings:
     mllp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):

@@ -21,7 +21,7 @@ def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
 
 
 def hook_request(**prefetch: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"patient": patient(), **{k: None for k in ANALYTE_KEYS}}
+    base: dict[str, Any] = {"patient": patient(), **dict.fromkeys(ANALYTE_KEYS)}
     base.update(prefetch)
     return {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/1", "patientId": "p1"}, "prefetch": base}

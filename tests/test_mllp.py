@@ -229,7 +229,7 @@ def test_the_allowed_networks_default_to_this_host_and_are_checked_at_start_up()
     assert not default.allows(("10.1.2.3", 5000)) and not default.allows(("192.168.0.9", 5000))
     lab = ListenerConfig.from_settings(Settings.from_env({"LABINTERP_MLLP_ALLOW": "10.1.0.0/16, 192.168.7.8"}), "0.0.0.0")
     assert lab.allows(("10.1.200.3", 5000)) and lab.allows(("192.168.7.8", 1)) and not lab.allows(("127.0.0.1", 1))
-    with pytest.raises(ValueError, match="LABINTERP_MLLP_ALLOW .* not 'lab-net'"):
+    with pytest.raises(ValueError, match=r"LABINTERP_MLLP_ALLOW .* not 'lab-net'"):
         Settings.from_env({"LABINTERP_MLLP_ALLOW": "10.0.0.0/8,lab-net"})
 
 

@@ -3,7 +3,8 @@ POST /v1/interpretations/batch and the `labinterp interpret` command both run th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from marshmallow import Schema
 
