@@ -10,12 +10,13 @@ import flask_smorest
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from .api import auth, health
+from .api import health
+from .http import auth
 from .api.analytes import views as analytes_views
 from .api.interpretations import views as interpretations_views
 from .api.interpretations.contract_doc import refine_contract
 from .api.interpretations.schemas import make_schemas
-from .api.problems import ApiProblem, problem_response
+from .http.problems import ApiProblem, problem_response
 from .config import Settings
 from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check

@@ -19,7 +19,7 @@ class Settings:
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
     # LABINTERP_API_KEYS: comma-separated. When unset, the key of LABINTERP_API_KEY_FILE (created with a
     # random key on first start); LABINTERP_AUTH=open-on-loopback, by name, opens the API to loopback
-    # peers only (service/api/auth.py). There is no way to answer patient paths without a key beyond it.
+    # peers only (service/http/auth.py). There is no way to answer patient paths without a key beyond it.
     api_keys: tuple[str, ...] = ()
     api_key_file: str = ".labinterp/api-key"
     auth: str = "keys"

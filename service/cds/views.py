@@ -8,9 +8,9 @@ from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..api.body import read_json
-from ..api.problem_docs import document_problems
-from ..api.problems import ApiProblem
+from ..http.body import read_json
+from ..http.problem_docs import document_problems
+from ..http.problems import ApiProblem
 from ..core.errors import Problem, flatten_messages
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport

@@ -11,7 +11,7 @@ from marshmallow import Schema
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
 from ...core.report import PanelReport
-from ..problem_types import TYPES
+from ...http.problem_types import TYPES
 from .adapter import parse_panel
 
 MAX_PANELS = 1000

@@ -9,7 +9,7 @@ from ...core.strict import StrictSchema
 from ...core.values import CENSORED_PATTERN, MAX_VALUE
 from ...core.vocabulary import COMPARATORS, FLAGS, SEVERITIES, Vocabulary
 from ..fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
-from ..problem_docs import ProblemSchema
+from ...http.problem_docs import ProblemSchema
 
 
 

@@ -9,9 +9,9 @@ from flask_smorest import Blueprint
 
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
-from ..body import json_response, read_json
-from ..problem_docs import document_problems
-from ..problems import ApiProblem
+from ...http.body import json_response, read_json
+from ...http.problem_docs import document_problems
+from ...http.problems import ApiProblem
 from ...ops.per_request import note_reports
 from .adapter import parse_panel
 from .batch import MAX_PANELS, Interpreter
