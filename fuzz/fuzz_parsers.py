@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
-        except BaseException:
+        except BaseException:  # any failure of a target is a finding to report
             verdict = "FAILED"
             failed.append(name)
             traceback.print_exc()

@@ -117,7 +117,7 @@ def _compile_field(field: fields.Field, name: str | None) -> Callable[[Any, Any]
             return out
         except Fallback:
             raise
-        except Exception:
+        except Exception:  # any doubt goes to marshmallow, which reports or raises it
             raise Fallback from None
 
     return step

@@ -242,7 +242,7 @@ class Listener:
                 conn.busy = False
         except (ConnectionError, OSError):
             pass  # the sender went away; whatever it had not been answered for, it sends again
-        except Exception as exc:
+        except Exception as exc:  # a bug of ours: by type only (a message could quote data)
             log.error("MLLP connection failed (%s); closed without acknowledging", type(exc).__name__,
                       extra={"peer": peer})
         finally:

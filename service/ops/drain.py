@@ -107,7 +107,7 @@ class DrainUnreadBody:
                 drained += len(chunk)
         except OSError:  # reset, or closed before the end (gunicorn's NoMoreData is an OSError): nothing left to read
             outcome = "client-gone"
-        except Exception as exc:
+        except Exception as exc:  # the answer is out; whatever breaks here only ends the drain
             outcome = f"error:{type(exc).__name__}"  # a malformed chunk, say: the type only
         finally:
             if watch is not None and _WATCHDOG.release(watch):
