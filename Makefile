@@ -5,7 +5,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test fuzz bench bench-mllp install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table lock sbom
+.PHONY: run test lint fuzz bench bench-mllp install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table lock sbom
 
 # The locks (docs/dependencies.md): every package at one version with its hashes, compiled from pyproject.toml.
 # The image installs the runtime lock; `make test` the test lock (runtime pins plus the test extras).
@@ -77,7 +77,14 @@ axe-deps:
 	    echo "npm ci failed: the axe tests will be skipped"; \
 	else echo "npm is missing: the axe tests will be skipped"; fi
 
-test: install-test browser-deps nginx-deps axe-deps
+# ruff (pyproject.toml [tool.ruff]), mypy ([tool.mypy]) and import-linter's layer contracts
+# ([tool.importlinter]); part of `make test`.
+lint: install-test
+	$(BIN)/ruff check service tests bench fuzz gunicorn.conf.py
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install-test lint browser-deps nginx-deps axe-deps
 	LABINTERP_CHROMIUM=$(CHROMIUM) LABINTERP_NGINX=$(NGINX) $(BIN)/python -m pytest
 
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).

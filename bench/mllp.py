@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ async def main() -> dict[str, object]:
                 break
             except OSError:
                 await asyncio.sleep(0.05)
-        figures = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "connections": CONNECTIONS,
+        figures = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "connections": CONNECTIONS,
                    "seconds": SECONDS,
                    "oru_r01_enriched": await measure(port, "ORU^R01^ORU_R01", SECONDS),
                    "adt_a08_passed_on": await measure(port, "ADT^A08^ADT_A01", SECONDS)}

@@ -22,14 +22,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.api.interpretations.examples import PANEL_EXAMPLE  # noqa: E402
+from service.api.interpretations.examples import PANEL_EXAMPLE
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
@@ -78,7 +78,7 @@ def _latency_ms(out: str, percentile: str) -> float:
 
 
 def wrk(port: int, body: dict[str, Any], seconds: int = DURATION) -> dict[str, float]:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it by name
     script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                  f'wrk.headers["Authorization"] = "Bearer {BENCH_KEY}"\n'
                  f"wrk.body = {json.dumps(json.dumps(body))}\n")
@@ -153,10 +153,10 @@ def core(n: int = 3000) -> dict[str, float]:
             kwargs: dict[str, Any] = {"z": analyte.valence or 1}
             if analyte.molar_mass:
                 kwargs["mw"] = ureg.Quantity(analyte.molar_mass, "g/mol")
-            ureg.Quantity(float(r.value), unit).to(canonical, "chemistry", "valence", **kwargs).magnitude
+            _ = ureg.Quantity(float(r.value), unit).to(canonical, "chemistry", "valence", **kwargs).magnitude
             for limit in (out.reference_range.low, out.reference_range.high):
                 if limit is not None:
-                    ureg.Quantity(limit, canonical).to(unit, "chemistry", "valence", **kwargs).magnitude
+                    _ = ureg.Quantity(limit, canonical).to(unit, "chemistry", "valence", **kwargs).magnitude
         interpret_panel(panel, kb)
 
     for _ in range(30):
@@ -170,7 +170,7 @@ def core(n: int = 3000) -> dict[str, float]:
 
 
 def main() -> int:
-    figures: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    figures: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                                "cpus": os.cpu_count(), "seconds": DURATION, "connections": CONNECTIONS,
                                "workers": os.environ.get("LABINTERP_WORKERS", "2")}
     servers = {}
@@ -180,7 +180,7 @@ def main() -> int:
         servers[name] = (proc, port)
         figures[f"{name}_startup_s"] = startup
     try:
-        for name, (proc, port) in servers.items():  # one after the other, on the same machine, same run
+        for name, (_, port) in servers.items():  # one after the other, on the same machine, same run
             wrk(port, PANEL_EXAMPLE, seconds=2)  # warm-up
             figures[name] = wrk(port, PANEL_EXAMPLE)
         figures.update(batch(servers["service"][1]))

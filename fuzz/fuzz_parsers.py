@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
+import yaml
 
-from service.app import create_app  # noqa: E402
-from service.config import Settings  # noqa: E402
-from tests.conftest import TEST_KEY  # noqa: E402
-from tests.contract_check import ResponseChecker  # noqa: E402
-from tests.test_fuzz import TARGETS, Harness, build  # noqa: E402
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import TEST_KEY
+from tests.contract_check import ResponseChecker
+from tests.test_fuzz import TARGETS, Harness, build
 
 
 def main(argv: list[str]) -> int:
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
-        except BaseException:  # noqa: BLE001 - any failure of a target is a finding to report
+        except BaseException:
             verdict = "FAILED"
             failed.append(name)
             traceback.print_exc()

@@ -10,12 +10,13 @@ import flask_smorest
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from .api import auth, health
+from .api import health
+from .http import auth
 from .api.analytes import views as analytes_views
 from .api.interpretations import views as interpretations_views
 from .api.interpretations.contract_doc import refine_contract
 from .api.interpretations.schemas import make_schemas
-from .api.problems import ApiProblem, problem_response
+from .http.problems import ApiProblem, problem_response
 from .config import Settings
 from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check
@@ -48,7 +49,7 @@ class LabApi(flask_smorest.Api):
     def _register_responses(self) -> None:  # the default "Error" components do not describe our errors
         return None
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}  # keep Allow on 405
         return error_response(error.code or 500, error.description or "", headers)
 

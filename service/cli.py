@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import IO, Any, Iterable
+from typing import IO, Any
+from collections.abc import Iterable
 
 from .api.interpretations.batch import Interpreter
 from .api.interpretations.schemas import make_schemas

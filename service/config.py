@@ -4,7 +4,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 AUTH_MODES = ("keys", "open-on-loopback")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -18,7 +19,7 @@ class Settings:
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
     # LABINTERP_API_KEYS: comma-separated. When unset, the key of LABINTERP_API_KEY_FILE (created with a
     # random key on first start); LABINTERP_AUTH=open-on-loopback, by name, opens the API to loopback
-    # peers only (service/api/auth.py). There is no way to answer patient paths without a key beyond it.
+    # peers only (service/http/auth.py). There is no way to answer patient paths without a key beyond it.
     api_keys: tuple[str, ...] = ()
     api_key_file: str = ".labinterp/api-key"
     auth: str = "keys"
@@ -51,7 +52,7 @@ class Settings:
     mllp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):

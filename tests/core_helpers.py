@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import yaml
 
@@ -24,7 +25,7 @@ SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml", "vocabulary.yaml"}
 
 # A fixed, timezone-aware collection time so that date rules never depend on the clock.
-NOW = datetime(2026, 3, 15, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
 
 REGION_FLAGS = {"below": "L", "within": "N", "above": "H"}
 
@@ -39,22 +40,22 @@ def analyte_ids(directory: Path = RANGES) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml") if p.name not in RESERVED)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_analyte(analyte: str) -> dict[str, Any]:
     return load_yaml(f"{analyte}.yaml")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_notes() -> list[dict[str, Any]]:
     return load_yaml("notes.yaml")["notes"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_sources() -> dict[str, dict[str, Any]]:
     return load_yaml("sources.yaml")["sources"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_knowledge() -> dict[str, Any]:
     return load_yaml("knowledge.yaml")
 

@@ -135,8 +135,8 @@ class ThreadedListener:
         from service.core import default_knowledge
         from service.hl7v2.listener import Listener, ListenerConfig
 
-        defaults = dict(host="127.0.0.1", port=0, forward=None, forward_timeout=2.0, read_timeout=2.0,
-                        idle_timeout=30.0, max_connections=16, max_bytes=1_048_576, max_results=100)
+        defaults = {"host": "127.0.0.1", "port": 0, "forward": None, "forward_timeout": 2.0, "read_timeout": 2.0,
+                        "idle_timeout": 30.0, "max_connections": 16, "max_bytes": 1_048_576, "max_results": 100}
         self.config = ListenerConfig(**{**defaults, **overrides})
         self._loop = _LoopThread()
         self.listener = Listener(self.config, default_knowledge())
@@ -170,7 +170,7 @@ def read_frame(sock: socket.socket, timeout: float = 10) -> bytes:
     while END not in got and time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except (TimeoutError, socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):  # a reset: closed unread, as good as a close here
             break
         if not chunk:
             break

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from service.api.auth import KeyFileError
+from service.http.auth import KeyFileError
 from service.app import create_app
 from service.config import Settings
 

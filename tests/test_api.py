@@ -52,7 +52,7 @@ def test_units_are_normalized_and_echoed(client, conform):
     body = {"results": [{"analyte": "b12", "value": 100, "unit": "pmol/L"},
                         {"code": "2000-8", "value": 2.0, "unit": "mmol/L"},
                         {"analyte": "K", "value": 3.4, "unit": "meq/l"}]}
-    resp, data = post(client, conform, body)
+    _resp, data = post(client, conform, body)
     b12, ca, k = data["results"]
     assert b12["normalized"] == {"value": pytest.approx(135.537, rel=1e-4), "unit": "pg/mL", "comparator": None}
     assert b12["loinc"] == "14685-2" and b12["unit"] == "pmol/L" and b12["band"] == "deficient"
@@ -65,7 +65,7 @@ def test_units_are_normalized_and_echoed(client, conform):
 def test_ids_generated_in_order_and_every_result_returned(client, conform):
     body = {"results": [{"analyte": "k", "value": v, "unit": "mmol/L"} for v in (2.0, 3.0, 4.0, 5.0, 7.0)]
             + [{"id": "result-1", "analyte": "mg", "value": 2, "unit": "mg/dL"}]}
-    resp, data = post(client, conform, body)
+    _resp, data = post(client, conform, body)
     ids = [r["id"] for r in data["results"]]
     assert len(ids) == 6 == len(set(ids)) and ids[-1] == "result-1" and ids[0] != "result-1"
     assert [r["band"] for r in data["results"][:5]] == ["critical_low", "low", "normal", "normal", "critical_high"]
@@ -79,7 +79,7 @@ def test_censored_and_lab_range(client, conform):
         {"analyte": "b12", "value": "<250", "unit": "pg/mL"},
         {"analyte": "k", "value": 5.05, "unit": "mmol/L", "reference_range": {"low": 3.3, "high": 5.0}},
     ]}
-    resp, data = post(client, conform, body)
+    _resp, data = post(client, conform, body)
     r = data["results"]
     assert [x["band"] for x in r] == ["deficient", "deficient", "indeterminate", "high"]
     assert r[0]["normalized"]["comparator"] == "<" and r[2]["flag"] is None
@@ -136,7 +136,7 @@ def test_invalid_content_is_422_with_pointer(client, conform, body, status, poin
 def test_several_problems_reported_at_once(client, conform):
     body = {"context": {"diet": "carnivore"}, "results": [
         {"analyte": "k", "value": "NaN", "unit": "g/L"}, {"analyte": "zinc", "value": -2, "unit": "mg/dL"}]}
-    resp, data = post(client, conform, body)
+    _resp, data = post(client, conform, body)
     pointers = {e["pointer"] for e in data["errors"]}
     assert {"/context/diet", "/results/0/unit", "/results/0/value", "/results/1/analyte",
             "/results/1/value"} <= pointers

@@ -130,8 +130,6 @@ def test_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
 def test_a_batch_over_the_results_limit_is_refused_whole(conform):
     """All panels together may hold at most LABINTERP_MAX_BATCH_RESULTS results: the limit bounds
     a worker's memory, and it is checked before any panel is interpreted."""
-    from service.app import create_app
-    from service.config import Settings
 
     client = keyed_client(make_app(max_batch_results=10))
     panel = {"results": [{"analyte": "potassium", "value": 4.0, "unit": "mmol/L"}] * 5}

@@ -12,6 +12,7 @@ from .core_helpers import load_yaml
 from .fhir_fixtures import b12_administration, observation, patient
 
 ANALYTE_KEYS = ["vitamin_b12", "potassium", "magnesium", "calcium", "albumin"]
+CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
 URL = "/cds-services/labinterp-panel"
 
 
@@ -20,7 +21,7 @@ def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
 
 
 def hook_request(**prefetch: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"patient": patient(), **{k: None for k in ANALYTE_KEYS}}
+    base: dict[str, Any] = {"patient": patient(), **dict.fromkeys(ANALYTE_KEYS)}
     base.update(prefetch)
     return {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
             "context": {"userId": "Practitioner/1", "patientId": "p1"}, "prefetch": base}
@@ -91,7 +92,16 @@ def test_a_needed_prefetch_that_was_not_sent_breaks_the_contract(client, conform
 
 
 def test_optional_medication_prefetch_may_be_left_out_and_null_means_no_data(client):
-    assert call(client, hook_request()) == []
+    low = searchset(observation("k", "2823-3", 3.1, "mmol/L"))
+    left_out = hook_request(potassium=low)
+    assert not set(CONTEXT_KEYS) & set(left_out["prefetch"])
+    null = hook_request(potassium=low, medicationAdministrations=None, medicationStatements=None)
+    injected = hook_request(potassium=low, medicationAdministrations=searchset(b12_administration()))
+    summaries = [[c["summary"] for c in call(client, body)] for body in (left_out, null, injected)]
+    assert summaries[0] == summaries[1] and len(summaries[0]) == 1  # the low result, nothing about treatment
+    assert summaries[0][0].startswith("Potassium 3.1 mmol/L: low")
+    assert len(summaries[2]) == 2 and "B12 injection" in summaries[2][1]  # the key, when sent, is read
+    assert call(client, hook_request()) == []  # nothing prefetched: nothing to say
 
 
 @pytest.mark.parametrize("body, status, pointer", [

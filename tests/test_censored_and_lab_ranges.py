@@ -272,7 +272,7 @@ def test_default_range_reports_origin_and_source_url(analyte):
 @pytest.mark.parametrize("age", [30, 65])
 def test_partition_range_reports_origin_and_source_url(age):
     raw = h.raw_analyte("calcium")
-    ri, _, origin = h.limits_for(raw, age)
+    ri, _, _origin = h.limits_for(raw, age)
     d = h.one("calcium", 9.4, age=age).reference_range.to_dict()
     assert (d["origin"], d["low"], d["high"]) == ("partition", ri["low"], ri["high"])
     assert d["source"] == _expected_source(ri)

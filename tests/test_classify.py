@@ -101,7 +101,7 @@ def _semantics(analyte: str, kind: str, where: str, value: float, band: str, fla
 
 @pytest.mark.parametrize("analyte, kind, limit, where, value", EDGE_CASES,
                          ids=[f"{a}-{k}={fmt}-{w}" for a, k, fmt, w, _ in
-                              ((a, k, h.fmt(l), w, v) for a, k, l, w, v in EDGE_CASES)])
+                              ((a, k, h.fmt(lim), w, v) for a, k, lim, w, v in EDGE_CASES)])
 def test_band_edges(analyte, kind, limit, where, value):
     r = h.one(analyte, value)
     got = (r.band, r.flag, r.critical)
@@ -287,7 +287,7 @@ def test_band_never_decreases_as_the_value_rises(analyte, age):
     drops = [(values[i], report.results[i].band, values[i + 1], report.results[i + 1].band)
              for i in range(len(ranks) - 1) if ranks[i + 1] < ranks[i]]
     assert drops == []
-    assert set(r.band for r in report.results) == set(order)  # every band is reachable
+    assert {r.band for r in report.results} == set(order)  # every band is reachable
 
 
 def test_lab_range_keeps_critical_implausible_and_subdivisions():

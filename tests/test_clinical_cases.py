@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from .clinical_cases.check import failures, load_cases, request_body
-from .conftest import ROOT, SHARED
+from .conftest import ROOT
 
 CASES = load_cases()
 SOURCES = yaml.safe_load((ROOT / "reference_ranges" / "sources.yaml").read_text(encoding="utf-8"))["sources"]

@@ -408,7 +408,7 @@ def dockerfile_problems(text: str) -> list[str]:
     cmd_at = max((i for i, k in enumerate(keywords) if k == "CMD"), default=None)
     if cmd_at is None or exec_form(final[cmd_at].args) is None:
         problems.append("CMD is missing or not in exec form")
-    if not users or users[-1][1].split(":")[0] in ("root", "0") or cmd_at is not None and users[-1][0] > cmd_at:
+    if not users or users[-1][1].split(":")[0] in ("root", "0") or (cmd_at is not None and users[-1][0] > cmd_at):
         problems.append("the service does not run as a non-root USER")
     probe = healthcheck_command(final)
     if probe is None:

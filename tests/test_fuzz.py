@@ -18,7 +18,8 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import hypothesis

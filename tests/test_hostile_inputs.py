@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -424,7 +425,7 @@ def _streamed(app, body: bytes, declare_length: bool = False) -> tuple[int, dict
 def test_body_limit_under_a_gunicorn_like_environ(app, conform, size, status, declare_length):
     """The limit is the same with or without Content-Length: a body of exactly the limit is fine
     ("larger request bodies get 413"). The test client does not set wsgi.input_terminated, gunicorn does."""
-    got, headers, body, elapsed, read = _streamed(app, body_of_size(size), declare_length)
+    got, headers, body, elapsed, _read = _streamed(app, body_of_size(size), declare_length)
     assert elapsed < GUARD_SECONDS
     assert got == status, f"a body of {size} bytes (limit {LIMIT}): {got} {body[:120]!r}"
     conform("post", PATH, _Resp(got, headers, body))

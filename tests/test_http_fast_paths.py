@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.app import _drop_doc_layers
-from service.api.body import json_response, read_json
+from service.http.body import json_response, read_json
 
 app = Flask(__name__)
 

@@ -153,7 +153,7 @@ def via_curl(base: str, door: Door, body: bytes, body_file: Path, chunked: bool,
     assert done.returncode == 0, f"curl exited {done.returncode}: {done.stderr.decode(errors='replace')[:300]}"
     # The last header block (after `100 Continue`, when there was one) is the answer's.
     block = re.split(r"\r\n\r\n(?=HTTP/)", head.read_bytes().decode("latin-1").strip())[-1].split("\r\n")
-    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in block[1:]))
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in block[1:])}
     data = out.read_bytes()
     out.unlink()
     head.unlink()

@@ -7,7 +7,7 @@ fails when notes.yaml gains a rule without an entry here. Values come from the Y
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -455,7 +455,7 @@ def test_note_text_does_not_diagnose(note_id):
 def test_every_response_carries_the_disclaimer():
     disclaimer = _norm(h.raw_knowledge()["disclaimer"])
     assert "not a diagnosis" in disclaimer.lower()
-    for nid, (yes, _) in list(NOTE_CASES.items())[:10]:
+    for _nid, (yes, _) in list(NOTE_CASES.items())[:10]:
         d = h.run(yes[0]()).to_dict()
         assert _norm(d["disclaimer"]) == disclaimer
         assert d["knowledge_version"] == h.raw_knowledge()["version"]
@@ -463,14 +463,14 @@ def test_every_response_carries_the_disclaimer():
 
 def test_rules_looked_up_by_band_are_exactly_the_rules_that_can_fire():
     """The band index is an optimisation only: for every band, a rule left out never fires."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from service.core import default_knowledge
     from service.core.model import Context, Patient
     from service.core.rules import Env, Fact
 
     kb = default_knowledge()
-    now = datetime(2026, 11, 21, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, tzinfo=UTC)
     rich = Context(b12_injection_at=now - timedelta(days=2), b12_therapy_started_at=now - timedelta(days=20),
                    medications=frozenset({"metformin", "proton_pump_inhibitor", "diuretic"}),
                    diet="vegan", symptoms=frozenset({"muscle_cramps", "tingling_numbness"}),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -208,7 +208,7 @@ def valid_results(draw, rid: str | None) -> dict[str, Any]:
     if how in ("code", "both"):
         out["code"] = draw(st.sampled_from(codes))
     out["unit"] = _spelling(draw, draw(st.sampled_from((unit.id, unit.ucum, *unit.spellings))))
-    lo, hi = plausible(analyte)
+    _lo, hi = plausible(analyte)
     canonical = draw(st.floats(min_value=0, max_value=hi * 1.5))
     value = canonical / a.factors[unit_id]
     kind = draw(st.sampled_from(["number", "number", "censored", "comparator"]))
@@ -253,7 +253,7 @@ def valid_panels(draw) -> dict[str, Any]:
     results = [draw(valid_results(rid if keep else None)) for rid, keep in zip(ids, given_id)]
     body: dict[str, Any] = {"results": results,
                             "collected_at": draw(st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1),
-                                                              timezones=st.just(timezone.utc))).isoformat()}
+                                                              timezones=st.just(UTC))).isoformat()}
     collected = datetime.fromisoformat(body["collected_at"])
     if draw(st.booleans()):
         patient: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from .browser import AXE_JS, why_no_axe
+from .browser import AXE_JS, fresh_page, why_no_axe
 from .test_web_browser import base_url, fill_panel, submit_acceptance_panel  # noqa: F401 (base_url: a fixture)
 
 pytestmark = pytest.mark.browser
@@ -30,13 +30,7 @@ def axe_page(browser):
     reason = why_no_axe()
     if reason:
         pytest.skip(f"axe tests skipped: {reason}")
-    context = browser.new_context(java_script_enabled=True, bypass_csp=True, viewport={"width": 1100, "height": 900})
-    p = context.new_page()
-    p.set_default_timeout(15_000)
-    try:
-        yield p
-    finally:
-        context.close()
+    yield from fresh_page(browser, java_script_enabled=True, bypass_csp=True)
 
 
 def run_axe(page, name: str, capsys) -> dict:

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
-from service.app import create_app
 from service.config import Settings
 from service.core import load_knowledge
 

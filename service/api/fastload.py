@@ -12,7 +12,8 @@ produces the real messages. A property test holds the two to the same answers.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from marshmallow import RAISE, Schema, fields
 from marshmallow.utils import missing
@@ -28,7 +29,7 @@ class Unsupported(TypeError):
     """A schema feature this compiler does not mirror (raised when compiling, never per request)."""
 
 
-_compiled: "weakref.WeakKeyDictionary[Schema, Loader]" = weakref.WeakKeyDictionary()
+_compiled: weakref.WeakKeyDictionary[Schema, Loader] = weakref.WeakKeyDictionary()
 
 
 def fast_load(schema: Schema, body: Any) -> Any:
@@ -47,7 +48,7 @@ def compile_schema(schema: Schema) -> Loader:
         raise Unsupported(f"{type(schema).__name__}: only many=False, partial=None, unknown=RAISE")
     if schema.dump_fields.keys() - schema.load_fields.keys():
         raise Unsupported(f"{type(schema).__name__} has dump-only fields")
-    steps: list[tuple[str, Loader, bool, Any]] = []
+    steps: list[tuple[str, Callable[[Any, Any], Any], bool, Any]] = []
     for name, field in schema.load_fields.items():
         if field.data_key is not None or field.attribute is not None:
             raise Unsupported(f"{type(schema).__name__}.{name}: data_key and attribute are not mirrored")
@@ -116,7 +117,7 @@ def _compile_field(field: fields.Field, name: str | None) -> Callable[[Any, Any]
             return out
         except Fallback:
             raise
-        except Exception:  # noqa: BLE001 - any doubt goes to marshmallow, which reports or raises it
+        except Exception:
             raise Fallback from None
 
     return step

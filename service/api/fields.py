@@ -7,14 +7,19 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+from ..core.values import HUGE_INTEGER
+
+# Control characters (C0, DEL, C1, the line and paragraph separators): in a regex and, as the same
+# text, in the contract's pattern.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class StrictFloat(fields.Float):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError("Not a valid number.")
-        if isinstance(value, int) and abs(value) > 10**300:
+        if isinstance(value, int) and abs(value) > HUGE_INTEGER:
             raise ValidationError("Number too large.")
         if not math.isfinite(float(value)):
             raise ValidationError("Must be a finite number.")
@@ -28,7 +33,7 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
-NO_CONTROL_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+NO_CONTROL_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
 
 
 class Text(fields.String):

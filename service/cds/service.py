@@ -73,8 +73,8 @@ def discovery(kb: Knowledge) -> dict[str, Any]:
 
 # What each prefetch key may hold (besides null): the resource types its template searches for.
 def prefetch_kinds(kb: Knowledge) -> dict[str, tuple[str, ...]]:
-    return {"patient": ("Patient",), **{a: ("Bundle", "Observation") for a in analyte_keys(kb)},
-            **{k: ("Bundle",) for k in CONTEXT_KEYS}}
+    return {"patient": ("Patient",), **dict.fromkeys(analyte_keys(kb), ("Bundle", "Observation")),
+            **dict.fromkeys(CONTEXT_KEYS, ("Bundle",))}
 
 
 def _prefetch_problems(key: str, value: Any, kinds: tuple[str, ...], max_resources: int) -> list[Problem]:
@@ -82,7 +82,7 @@ def _prefetch_problems(key: str, value: Any, kinds: tuple[str, ...], max_resourc
     kind = value.get("resourceType") if isinstance(value, dict) else None
     if kind not in kinds:
         return [Problem(("prefetch", key), f"expected {' or '.join(kinds)} (or null), not {str(kind)[:40]!r}")]
-    issues = check(value, component_for(value), kind, max_resources)
+    issues = check(value, component_for(value) or "", str(kind), max_resources)
     return [Problem(("prefetch", key), f"{i.expression}: {i.diagnostics}") for i in issues]
 
 

@@ -6,14 +6,16 @@ from typing import Any
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from ..api.body import read_json
-from ..api.problem_docs import DESCRIPTIONS, ProblemSchema, document_problems
-from ..api.problems import PROBLEM_JSON, ApiProblem
+from ..http.body import read_json
+from ..http.problem_docs import document_problems
+from ..http.problems import ApiProblem
 from ..core.errors import Problem, flatten_messages
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
+from ..core.strict import StrictSchema
+from ..core.vocabulary import SEVERITIES
 from ..ops.per_request import note_reports
 from .service import (
     HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery, prefetch_kinds,
@@ -22,18 +24,13 @@ from .service import (
 MAX_PREFETCH_KEY = 100  # characters in a prefetch key
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class HookContextSchema(_Strict):
+class HookContextSchema(StrictSchema):
     userId = fields.String(required=True, validate=validate.Length(min=1, max=200))
     patientId = fields.String(required=True, validate=validate.Length(min=1, max=200))
     encounterId = fields.String(validate=validate.Length(min=1, max=200))
 
 
-class HookRequestSchema(_Strict):
+class HookRequestSchema(StrictSchema):
     hook = fields.String(required=True, validate=validate.OneOf([HOOK]))
     hookInstance = fields.String(required=True, validate=validate.Length(min=1, max=100))
     fhirServer = fields.String(validate=validate.Length(max=2000), metadata={"description": "Not used: the service never fetches."})
@@ -53,7 +50,7 @@ class SourceSchema(Schema):
 class CardSchema(Schema):
     uuid = fields.String(required=True)
     summary = fields.String(required=True, validate=validate.Length(max=139))
-    indicator = fields.String(required=True, validate=validate.OneOf(["info", "warning", "critical"]))
+    indicator = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     detail = fields.String(required=True)
     source = fields.Nested(SourceSchema, required=True)
 

@@ -4,7 +4,8 @@ and requests only look them up; any other spelling (case, spaces, a UCUM code) i
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterator
 
 from .errors import Problem
 from .units import Unit, property_of_kind
@@ -16,13 +17,13 @@ Key = tuple[str | None, str | None, str | None]  # (analyte, code, unit) as writ
 
 
 class Identity(NamedTuple):
-    analyte: "Analyte | None"
+    analyte: Analyte | None
     unit: Unit | None
     loinc: str | None
     problems: tuple[Problem, ...]
 
 
-def identify(analyte_text: str | None, code: str | None, unit_text: str | None, kb: "Knowledge") -> Identity:
+def identify(analyte_text: str | None, code: str | None, unit_text: str | None, kb: Knowledge) -> Identity:
     """Resolve one result's names, or say (paths relative to the result) what is wrong with them."""
     known = kb.identities.get((analyte_text, code, unit_text))
     if known is not None:
@@ -51,8 +52,8 @@ def identify(analyte_text: str | None, code: str | None, unit_text: str | None, 
     return Identity(analyte, unit, loinc, tuple(problems))
 
 
-def _analyte_and_code(analyte_text: str | None, code: str | None, kb: "Knowledge",
-                      problems: list[Problem]) -> tuple["Analyte | None", str | None]:
+def _analyte_and_code(analyte_text: str | None, code: str | None, kb: Knowledge,
+                      problems: list[Problem]) -> tuple[Analyte | None, str | None]:
     analyte: Analyte | None = None
     loinc = None
     if analyte_text is None and code is None:
@@ -73,7 +74,7 @@ def _analyte_and_code(analyte_text: str | None, code: str | None, kb: "Knowledge
     return analyte, loinc
 
 
-def _spellings_as_written(kb: "Knowledge") -> Iterator[Key]:
+def _spellings_as_written(kb: Knowledge) -> Iterator[Key]:
     for a in kb.analytes.values():
         units = [s for u in a.units for s in dict.fromkeys((u, kb.units.units[u].ucum, *kb.units.units[u].spellings))]
         names = (a.id, *a.aliases)
@@ -84,7 +85,7 @@ def _spellings_as_written(kb: "Knowledge") -> Iterator[Key]:
             yield from ((name, code, unit) for name in names for code in codes)
 
 
-def clean_identities(kb: "Knowledge") -> dict[Key, Identity]:
+def clean_identities(kb: Knowledge) -> dict[Key, Identity]:
     """Every combination of names, codes and units exactly as the files spell them that resolves
     without a problem (a few hundred): what requests almost always send."""
     out = {}

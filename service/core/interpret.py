@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import NamedTuple
 
 from .classify import Interval, classify, classify_point, select_limits
@@ -126,7 +126,8 @@ def _lab_interval(lab: tuple[float | None, float | None, str], default: Interval
     """The laboratory's limits; a side it leaves out keeps the default, unless that would invert the
     interval, in which case that side is open (as FHIR reads a missing bound)."""
     low, high, _ = lab
-    low_source = high_source = LAB_SOURCE
+    low_source: str | None = LAB_SOURCE
+    high_source: str | None = LAB_SOURCE
     if low is None and default.low is not None and (high is None or default.low <= high):
         low, low_source = default.low, default.low_source
     if high is None and default.high is not None and (low is None or default.high >= low):
@@ -209,7 +210,7 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         raise InputError(time_problems)
     classified = [_classify(rid, item, r, panel.patient, kb) for rid, item, r in resolved]
     facts = [fact for fact, _, _ in classified]
-    collected = panel.collected_at or now or datetime.now(timezone.utc)
+    collected = panel.collected_at or now or datetime.now(UTC)
     adjusted = _albumin_adjusted([(f, head) for f, head, _ in classified], kb,
                                  {head[0]: interval for _, head, interval in classified})
     derived = {adjusted.id: adjusted} if adjusted else {}
@@ -218,6 +219,6 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     for fact, head, _ in classified:
         rules = kb.notes_for(fact.analyte, fact.band)
         notes = _notes(rules, env._replace(this=fact)) if rules else ()
-        final.append(ResultReport(*head, notes, fact.implausible))
+        final.append(ResultReport(*head, notes, fact.implausible))  # type: ignore[call-arg]  # head: the first 12 fields
     panel_notes = _notes(kb.panel_notes, env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer, tuple(derived.values()))

@@ -13,7 +13,8 @@ import string
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Mapping
 
 import yaml
 from marshmallow import Schema, ValidationError
@@ -320,17 +321,17 @@ def _check_critical(file: str, key: str, crit: Limits, ri: Limits, impl: Limits)
 def _chosen_critical(file: str, raw: dict[str, Any]) -> tuple[Limits | None, tuple[Limits, ...]]:
     """The critical limits applied and the documented alternatives; `critical_use` selects one."""
     applied = _limits(raw["critical"])
-    others = tuple(_limits(a) for a in raw["critical_alternatives"])  # type: ignore[misc]
+    others = tuple(_limits(a) for a in raw["critical_alternatives"])
     for i, alt in enumerate(others):
         if alt is None or alt.id is None:
             raise KnowledgeError(file, f"critical_alternatives[{i}].id", "an alternative needs an id")
-    ids = [a.id for a in others] + ([applied.id] if applied and applied.id else [])
+    ids = [a.id for a in others if a is not None] + ([applied.id] if applied and applied.id else [])
     if len(ids) != len(set(ids)):
         raise KnowledgeError(file, "critical_alternatives", "ids must be unique")
     use = raw.get("critical_use")
     if use is None or (applied is not None and applied.id == use):
         return applied, others  # type: ignore[return-value]
-    chosen = next((a for a in others if a.id == use), None)
+    chosen = next((a for a in others if a is not None and a.id == use), None)
     if chosen is None:
         raise KnowledgeError(file, "critical_use", f"{use!r} is not the id of a critical alternative; known: {ids}")
     rest = tuple(a for a in others if a is not chosen) + ((applied,) if applied is not None else ())

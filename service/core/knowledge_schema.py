@@ -5,7 +5,11 @@ Cross-file checks (a source tag that exists, a unit in the allowlist, a known an
 """
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+from .strict import StrictSchema
+from .vocabulary import SEVERITIES
 
 ELECTROLYTE_BANDS = ("critical_low", "low", "normal", "high", "critical_high")
 B12_BANDS = ("deficient", "borderline", "normal", "high", "very_high")
@@ -13,22 +17,16 @@ SPECIAL_BANDS = ("implausible", "indeterminate")
 ALL_BANDS = tuple(dict.fromkeys(ELECTROLYTE_BANDS + B12_BANDS + SPECIAL_BANDS))
 UNIT_KINDS = ("mass_concentration", "substance_concentration", "equivalent_concentration")
 LOINC_PROPERTIES = ("MCnc", "SCnc")
-SEVERITIES = ("info", "warning", "critical")
 SOURCE_KINDS = ("laboratory_catalogue", "guideline", "textbook", "peer_reviewed", "regulator", "standard",
                 "terminology", "consumer", "engineering")
 KNOWLEDGE_FORMATS = (1, 2)  # 1: 2026.11.0 (no vocabulary.yaml, strict limits); 2: boundaries stated per limit
 
 _band = fields.String(validate=validate.OneOf(ALL_BANDS))
 _tag = fields.String(required=True, validate=validate.Length(min=1, max=40))
-_positive = {"validate": validate.Range(min=0, min_inclusive=False)}
+_positive: dict[str, Any] = {"validate": validate.Range(min=0, min_inclusive=False)}
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class LimitsSchema(_Strict):
+class LimitsSchema(StrictSchema):
     """A pair of limits. For critical and implausible limits `low_inclusive` / `high_inclusive` say
     whether a value equal to the limit is beyond it (a source's "<= 6.5" is inclusive, "< 6.5" is not);
     the reference interval always contains its own limits (FHIR referenceRange)."""
@@ -55,12 +53,12 @@ class LimitsSchema(_Strict):
                 raise ValidationError("every number needs a source", f"{side}_source")
 
 
-class MeasureSchema(_Strict):
+class MeasureSchema(StrictSchema):
     value = fields.Float(required=True, **_positive)
     source = _tag
 
 
-class SubdivisionSchema(_Strict):
+class SubdivisionSchema(StrictSchema):
     band = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
     region = fields.String(required=True, validate=validate.OneOf(("below", "within", "above")))
     upper = fields.Float(**_positive)
@@ -75,7 +73,7 @@ class SubdivisionSchema(_Strict):
             raise ValidationError("give exactly one of upper or lower", "upper")
 
 
-class BandsSchema(_Strict):
+class BandsSchema(StrictSchema):
     below = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
     within = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
     above = fields.String(required=True, validate=validate.OneOf(ALL_BANDS))
@@ -84,7 +82,7 @@ class BandsSchema(_Strict):
     subdivisions = fields.List(fields.Nested(SubdivisionSchema), load_default=list)
 
 
-class PartitionSchema(_Strict):
+class PartitionSchema(StrictSchema):
     age_min = fields.Float(validate=validate.Range(min=0, max=150))
     age_max = fields.Float(validate=validate.Range(min=0, max=150, min_inclusive=False))
     sex = fields.String(validate=validate.Length(min=1, max=40))  # checked against vocabulary.yaml
@@ -92,7 +90,7 @@ class PartitionSchema(_Strict):
     critical = fields.Nested(LimitsSchema)
 
 
-class LoincSchema(_Strict):
+class LoincSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^\d{1,7}-\d$"))
     display = fields.String(required=True, validate=validate.Length(min=1, max=200))
     property = fields.String(required=True, validate=validate.OneOf(LOINC_PROPERTIES))
@@ -100,13 +98,13 @@ class LoincSchema(_Strict):
     source = _tag
 
 
-class AlbuminAdjustmentSchema(_Strict):
+class AlbuminAdjustmentSchema(StrictSchema):
     coefficient = fields.Float(required=True, **_positive)
     nominal_albumin = fields.Float(required=True, **_positive)
     source = _tag
 
 
-class AnalyteSchema(_Strict):
+class AnalyteSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=80))
     aliases = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list)
@@ -132,7 +130,7 @@ class AnalyteSchema(_Strict):
             raise ValidationError("the canonical unit must be one of `units`", "canonical_unit")
 
 
-class UnitSchema(_Strict):
+class UnitSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=32))
     pint = fields.String(required=True, validate=validate.Length(min=1, max=80))
     ucum = fields.String(required=True, validate=validate.Length(min=1, max=32))
@@ -140,11 +138,11 @@ class UnitSchema(_Strict):
     spellings = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=list)
 
 
-class UnitsFileSchema(_Strict):
+class UnitsFileSchema(StrictSchema):
     units = fields.List(fields.Nested(UnitSchema), required=True, validate=validate.Length(min=1))
 
 
-class SourceSchema(_Strict):
+class SourceSchema(StrictSchema):
     """A source: `title` as its publisher gives it (what people are shown), `kind`, the `url` that is
     the reference, `citation` (authors, journal, year; or what the entry is), and `read`: what of it
     was read. `unconfirmed` names what could not be confirmed in it."""
@@ -157,17 +155,17 @@ class SourceSchema(_Strict):
     unconfirmed = fields.String(validate=validate.Length(min=3, max=500))
 
 
-class SourcesFileSchema(_Strict):
+class SourcesFileSchema(StrictSchema):
     sources = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)),
                           values=fields.Nested(SourceSchema), required=True)
 
 
-class SeedSchema(_Strict):
+class SeedSchema(StrictSchema):
     file = fields.String(required=True, validate=validate.Regexp(r"^[\w.-]+\.txt$"))
     title = fields.String(required=True)
 
 
-class KnowledgeFileSchema(_Strict):
+class KnowledgeFileSchema(StrictSchema):
     format = fields.Integer(load_default=1, validate=validate.OneOf(KNOWLEDGE_FORMATS))
     version = fields.String(required=True, validate=validate.Length(min=1, max=40))
     name = fields.String(required=True)
@@ -175,7 +173,7 @@ class KnowledgeFileSchema(_Strict):
     seeds = fields.List(fields.Nested(SeedSchema), load_default=list)
 
 
-class NoteRuleSchema(_Strict):
+class NoteRuleSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
     scope = fields.String(required=True, validate=validate.OneOf(("result", "panel")))
     analyte = fields.String()
@@ -193,12 +191,12 @@ class NoteRuleSchema(_Strict):
             raise ValidationError("a panel note has no analyte", "analyte")
 
 
-class NotesFileSchema(_Strict):
+class NotesFileSchema(StrictSchema):
     notes = fields.List(fields.Nested(NoteRuleSchema), required=True)
 
 
 
-class TermSchema(_Strict):
+class TermSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"))
     label = fields.String(required=True, validate=validate.Length(min=2, max=80))
 
@@ -207,7 +205,7 @@ def _terms() -> fields.List:
     return fields.List(fields.Nested(TermSchema), required=True, validate=validate.Length(min=1, max=40))
 
 
-class VocabularyFileSchema(_Strict):
+class VocabularyFileSchema(StrictSchema):
     """The context terms the API accepts, with the words people are shown (format 2)."""
 
     sex = _terms()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from .errors import KnowledgeError
 from .vocabulary import Vocabulary
+from .strict import StrictSchema
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
@@ -22,12 +24,7 @@ B12 = "b12"  # the class of B12 products: an injection or a supplement, by route
 ROUTE_KINDS = ("injection", "enteral")  # injection: IM, SC, IV; enteral: oral, sublingual, nasal
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class IngredientSchema(_Strict):
+class IngredientSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9 ]{2,40}$"))
     rxcui = fields.String(validate=validate.Regexp(r"^[0-9]{1,10}$"))
     drug_class = fields.String(required=True, data_key="class", validate=validate.Length(min=2, max=40))
@@ -39,14 +36,14 @@ class IngredientSchema(_Strict):
             raise ValidationError("an rxcui needs a source, and a source belongs to an rxcui", "source")
 
 
-class RouteSchema(_Strict):
+class RouteSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=2, max=40))
     snomed = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6,18}$"))
     kind = fields.String(required=True, validate=validate.OneOf(ROUTE_KINDS))
     source = fields.String(required=True, validate=validate.Length(min=1, max=40))
 
 
-class MedicationsFileSchema(_Strict):
+class MedicationsFileSchema(StrictSchema):
     ingredients = fields.List(fields.Nested(IngredientSchema), required=True, validate=validate.Length(min=1))
     routes = fields.List(fields.Nested(RouteSchema), required=True, validate=validate.Length(min=1))
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
 
 from .model import Context, Patient
 from .report import DerivedValue
@@ -119,10 +120,7 @@ def _all(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def every(env: Env) -> bool:
-        for part in parts:
-            if not part(env):
-                return False
-        return True
+        return all(part(env) for part in parts)
     return every
 
 
@@ -130,10 +128,7 @@ def _any(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def some(env: Env) -> bool:
-        for part in parts:
-            if part(env):
-                return True
-        return False
+        return any(part(env) for part in parts)
     return some
 
 

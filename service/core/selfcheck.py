@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from .classify import classify_point, select_limits
 from .interpret import interpret_panel
@@ -33,7 +33,7 @@ def self_check(kb: Knowledge) -> dict[str, int]:
             value = convert_with_pint(middle, canonical, kb.units.units[unit], analyte.molar_mass, analyte.valence)
             results.append(ResultInput(value=value, unit=unit, analyte=analyte.id, id=f"{analyte.id}/{unit}"))
             expected.append((analyte, middle))
-    report = interpret_panel(PanelInput(tuple(results), collected_at=datetime(2000, 1, 1, tzinfo=timezone.utc)), kb)
+    report = interpret_panel(PanelInput(tuple(results), collected_at=datetime(2000, 1, 1, tzinfo=UTC)), kb)
     for (analyte, middle), got in zip(expected, report.results, strict=True):
         interval, critical = select_limits(analyte, Patient())
         band = classify_point(analyte, middle, interval, critical).band

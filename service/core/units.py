@@ -10,7 +10,8 @@ import math
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, cast
+from collections.abc import Iterable, Mapping
 
 MAX_UNIT_LENGTH = 32  # longer strings are not looked up at all
 
@@ -66,7 +67,7 @@ def registry() -> Any:
         if _registry is None:
             import pint
 
-            ureg = pint.UnitRegistry()
+            ureg: Any = pint.UnitRegistry()
             # UCUM treats eq as mol and does not endorse equivalents; clinically 1 mEq = 1 mmol x valence.
             ureg.define("equivalent = [charge_equivalent] = eq")
             ctx = pint.Context("valence", defaults={"z": 1})
@@ -78,8 +79,8 @@ def registry() -> Any:
                 return x / z * ureg.mole / ureg.equivalent
 
             for suffix in ("", "/[length]**3"):
-                ctx.add_transformation("[substance]" + suffix, "[charge_equivalent]" + suffix, to_eq)
-                ctx.add_transformation("[charge_equivalent]" + suffix, "[substance]" + suffix, from_eq)
+                ctx.add_transformation("[substance]" + suffix, "[charge_equivalent]" + suffix, cast(Any, to_eq))
+                ctx.add_transformation("[charge_equivalent]" + suffix, "[substance]" + suffix, cast(Any, from_eq))
             ureg.add_context(ctx)
             _registry = ureg
         return _registry

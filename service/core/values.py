@@ -8,7 +8,11 @@ from .vocabulary import COMPARATORS
 
 MAX_VALUE = 1e12  # larger numbers are not measurements in any accepted unit; rejected, not classified
 MAX_VALUE_TEXT = 40
-_CENSORED = re.compile(r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*$")
+# A censored value as text ("<50", ">= 2000", "\u2264 0.5"); the JSON schema quotes the same pattern.
+CENSORED_PATTERN = r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*$"
+_CENSORED = re.compile(CENSORED_PATTERN)
+# An integer this large is refused before float() could overflow on it (it is far above MAX_VALUE anyway).
+HUGE_INTEGER = 10**300
 _UNICODE = {"\u2264": "<=", "\u2265": ">="}
 
 
@@ -29,7 +33,7 @@ def parse_value(value: object, comparator: str | None) -> tuple[float, str | Non
             raise ValueError("with `comparator`, give the value as a number (a string carries its own sign)")
         number, comparator = float(match.group(2)), sign or comparator
     elif isinstance(value, (int, float)):
-        if isinstance(value, int) and abs(value) > 10**300:
+        if isinstance(value, int) and abs(value) > HUGE_INTEGER:
             raise ValueError(f"is larger than {MAX_VALUE:g}, which no accepted unit allows")
         number = float(value)
     else:

@@ -6,10 +6,11 @@ form, FHIR and CDS cards all show the same words. Comparators and flags are prot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 COMPARATORS = ("<", "<=", ">", ">=")
 FLAGS = ("LL", "L", "N", "H", "HH")
+SEVERITIES = ("info", "warning", "critical")  # of a note; a CDS card's indicator is its note's
 # Where a context term is written in the API's panel: the vocabulary's lists by name.
 KINDS = ("sex", "diet", "symptoms", "conditions", "medications")
 
@@ -45,6 +46,6 @@ class Vocabulary:
         return next((t.label for t in self.terms[kind] if t.id == term), term.replace("_", " "))
 
     @classmethod
-    def legacy(cls) -> "Vocabulary":
+    def legacy(cls) -> Vocabulary:
         return cls({kind: tuple(Term(t, t.replace("_", " ").capitalize()) for t in ids)
                     for kind, ids in LEGACY_TERMS.items()})

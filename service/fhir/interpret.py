@@ -6,8 +6,9 @@ result's time with an injection is judged on that result's own time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Callable
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -86,7 +87,7 @@ def interpret_fhir(body: Any, kb: Knowledge, max_resources: int, now: datetime |
     entries += [{"fullUrl": new_full_url(), "resource": f} for f in findings]
     entries.append({"fullUrl": new_full_url(), "resource": outcome(issues)})
     bundle = {"resourceType": "Bundle", "meta": {"tag": [{"system": VERSION_SYSTEM, "code": kb.version}]},
-              "type": "collection", "timestamp": (now or datetime.now(timezone.utc)).isoformat(),
+              "type": "collection", "timestamp": (now or datetime.now(UTC)).isoformat(),
               "entry": entries}
     Bundle.model_validate(bundle)  # what we send is R4 by structure, or this is our bug (a 500)
     return bundle

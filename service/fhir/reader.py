@@ -25,7 +25,7 @@ class Found:
 
     resource: dict[str, Any]
     path: str
-    container: "Found | None" = None
+    container: Found | None = None
     inherited_effective: str | None = None
     inherited_subject: str | None = None
 

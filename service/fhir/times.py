@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from ..core.model import age_at
 
@@ -17,7 +17,7 @@ def instant(text: str | None) -> tuple[datetime | None, str | None]:
     if m:
         year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
         try:
-            moment = datetime(year, month, day, tzinfo=timezone.utc)
+            moment = datetime(year, month, day, tzinfo=UTC)
         except ValueError:
             return None, f"{text!r} is not a calendar date"
         if m[3]:

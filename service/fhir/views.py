@@ -7,8 +7,8 @@ from flask import Response, current_app, json
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from ..api.body import read_json
-from ..api.problems import ApiProblem
+from ..http.body import read_json
+from ..http.problems import ApiProblem
 from .outcome import FHIR_JSON, FhirError, Issue, outcome
 from ..core.report import PanelReport
 from ..ops.per_request import note_reports

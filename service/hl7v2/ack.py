@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import hl7
 
@@ -51,9 +51,9 @@ def build_ack(msh: str | None, code: str, error: AckError | None = None, now: da
     with warnings.catch_warnings():  # create_ack stamps MSH-7 with datetime.utcnow(); we replace it
         warnings.simplefilter("ignore", DeprecationWarning)
         ack = source.create_ack(code)
-    msh, msa = ack.segment("MSH"), ack.segment("MSA")
-    msh.assign_field((now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S%z"), 7)
-    segments = [str(msh)]
+    header, msa = ack.segment("MSH"), ack.segment("MSA")
+    header.assign_field((now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%z"), 7)
+    segments = [str(header)]
     if error is None:
         segments.append(str(msa))
     else:

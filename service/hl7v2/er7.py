@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import hl7
 import hl7.containers

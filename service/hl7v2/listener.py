@@ -59,7 +59,7 @@ class ListenerConfig:
     allow: tuple[IPNetwork, ...] = allowed_networks(Settings().mllp_allow)
 
     @classmethod
-    def from_settings(cls, settings: Settings, host: str) -> "ListenerConfig":
+    def from_settings(cls, settings: Settings, host: str) -> ListenerConfig:
         return cls(host, settings.mllp_port, forward_address(settings.mllp_forward) if settings.mllp_forward else None,
                    settings.mllp_forward_timeout, settings.mllp_read_timeout, settings.mllp_idle_timeout,
                    settings.mllp_max_connections, settings.max_body_bytes, settings.max_results,
@@ -182,7 +182,7 @@ class Listener:
         self.server = await hl7.mllp.start_hl7_server(self._serve, self.config.host, self.config.port,
                                                       limit=self.config.max_bytes)
         where = "no forward (AE to every message)" if self.config.forward is None else \
-            "forwarding to %s:%s" % self.config.forward
+            "forwarding to {}:{}".format(*self.config.forward)
         log.info("MLLP listening on %s:%s for peers in %s, %s", self.config.host, self.port,
                  ", ".join(map(str, self.config.allow)), where)
         if self.config.forward is None:
@@ -242,7 +242,7 @@ class Listener:
                 conn.busy = False
         except (ConnectionError, OSError):
             pass  # the sender went away; whatever it had not been answered for, it sends again
-        except Exception as exc:  # noqa: BLE001 - a bug of ours: by type only (a message could quote data)
+        except Exception as exc:
             log.error("MLLP connection failed (%s); closed without acknowledging", type(exc).__name__,
                       extra={"peer": peer})
         finally:
@@ -306,7 +306,8 @@ class Listener:
             msg = read_message(data)
         except Er7Error as exc:
             return _reject(data, "unparseable", AckError(exc.text, exc.code, exc.where))
-        outgoing, reports, interpreted = data, (), 0
+        reports: tuple[PanelReport, ...] = ()
+        outgoing, interpreted = data, 0
         try:
             if msg.message_type == ("ORU", "R01"):
                 enriched = enrich(msg, self.kb, self.config.max_results)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 
 from ..core.interpret import result_problems
 from ..core.knowledge import Knowledge
@@ -231,7 +231,7 @@ def read_orders(msg: Er7Message, kb: Knowledge, now: datetime | None = None) -> 
             remarks.append("OBR-7 (observation date/time) is not a valid HL7 date/time and was not used")
         collected = collected or next((o.observed for o in observations if o.observed), None)
         message_time, _ = _time(msg.field(0, 7), offset)
-        on = (collected or message_time or now or datetime.now(timezone.utc)).date()
+        on = (collected or message_time or now or datetime.now(UTC)).date()
         patient = _patient(msg, patient_at, on, remarks)
         orders.append(Order(obr, patient, collected, observations, remarks))
     return orders

@@ -13,8 +13,8 @@ from flask import Response, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from ..api.body import read_body
-from ..api.problems import ApiProblem
+from ..http.body import read_body
+from ..http.problems import ApiProblem
 from ..ops.per_request import note_reports
 from .ack import ERROR, REJECTED, AckError, ack_for, build_ack
 from .enrich import NotInterpretable, enrich

@@ -38,7 +38,7 @@ Bounds, so that a slow, stalled or endless sender cannot keep a worker:
 After an abandoned drain gunicorn's own lingering close (at most 64 KiB and 2 s) follows, so the
 worst a sender can hold a worker for, after its answer, is about `seconds` + 2 s.
 
-On loopback a refused 64 MiB body is drained in 30-200 ms, 8 MiB in 5-30 ms (README, Limits). Behind
+On loopback a refused 64 MiB body is drained in 30-200 ms, 8 MiB in 5-30 ms (docs/api.md, Limits). Behind
 nginx nothing larger than its client_max_body_size (17m) reaches gunicorn, and nginx sends at
 loopback or LAN speed. The drain happens after the service's own request log line, so `duration_ms`
 does not include it; an abandoned drain is logged (byte count, time and reason, never a byte of the
@@ -81,7 +81,7 @@ class DrainUnreadBody:
 
         return _ThenDrain(self.app(environ, start), environ, body, answered, self)
 
-    def drain(self, environ: dict[str, Any], body: "_CountedInput") -> tuple[int, float, str]:
+    def drain(self, environ: dict[str, Any], body: _CountedInput) -> tuple[int, float, str]:
         """Read and discard the rest of the body: (bytes read, seconds, why it stopped)."""
         started = time.monotonic()
         declared = _content_length(environ)
@@ -107,7 +107,7 @@ class DrainUnreadBody:
                 drained += len(chunk)
         except OSError:  # reset, or closed before the end (gunicorn's NoMoreData is an OSError): nothing left to read
             outcome = "client-gone"
-        except Exception as exc:  # noqa: BLE001 - the answer is out; whatever breaks here only ends the drain
+        except Exception as exc:
             outcome = f"error:{type(exc).__name__}"  # a malformed chunk, say: the type only
         finally:
             if watch is not None and _WATCHDOG.release(watch):
@@ -129,7 +129,7 @@ class _Watchdog:
         self._count = 0
         self._pid = 0
 
-    def watch(self, sock: Any, deadline: float) -> "_Watch":
+    def watch(self, sock: Any, deadline: float) -> _Watch:
         entry = _Watch(sock)
         with self._lock:
             if self._pid != os.getpid():
@@ -141,7 +141,7 @@ class _Watchdog:
                 self._lock.notify()
         return entry
 
-    def release(self, entry: "_Watch") -> bool:
+    def release(self, entry: _Watch) -> bool:
         """Stop watching; whether the deadline came first and the socket was shut."""
         with self._lock:
             entry.active = False
@@ -168,7 +168,7 @@ class _Watchdog:
 
 
 class _Watch:
-    __slots__ = ("sock", "active", "fired")
+    __slots__ = ("active", "fired", "sock")
 
     def __init__(self, sock: Any):
         self.sock, self.active, self.fired = sock, True, False
@@ -180,7 +180,7 @@ _WATCHDOG = _Watchdog()
 class _ThenDrain:
     """The application's response iterable; close() closes it, then drains."""
 
-    def __init__(self, inner: Iterable[bytes], environ: dict[str, Any], body: "_CountedInput", answered: list[str],
+    def __init__(self, inner: Iterable[bytes], environ: dict[str, Any], body: _CountedInput, answered: list[str],
                  middleware: DrainUnreadBody):
         self.inner, self.environ, self.body, self.answered, self.middleware = inner, environ, body, answered, middleware
 
@@ -206,7 +206,7 @@ class _ThenDrain:
 class _CountedInput:
     """wsgi.input as the application sees it, counting what it reads (to know what is left of a body)."""
 
-    __slots__ = ("stream", "consumed")
+    __slots__ = ("consumed", "stream")
 
     def __init__(self, stream: Any):
         self.stream, self.consumed = stream, 0

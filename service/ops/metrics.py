@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter as Tally
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import disable_created_metrics, multiprocess

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Flask, Response, g, request
 

@@ -7,7 +7,7 @@ from flask import Response
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
-from ..api.problem_docs import document_problems
+from ..http.problem_docs import document_problems
 from . import metrics
 
 blp = Blueprint("operations", __name__, description="Operational metrics.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ..core.knowledge import Knowledge
 

@@ -7,12 +7,13 @@ The same (count, seed, folders) always gives the same panels, byte for byte.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 from ..core.knowledge import Analyte, Knowledge
 
-BASE_TIME = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 AGES = (None, 0.5, 8, 16, 30, 45, 59.9, 60, 75, 90)
 DAYS_BEFORE = (None, None, 0.5, 2, 5, 10, 14, 20, 45, 100, 1100)
 

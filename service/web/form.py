@@ -7,8 +7,9 @@ back to the form fields they came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from typing import Any, Iterable, Mapping
+from datetime import date, datetime, time, UTC
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
@@ -87,7 +88,7 @@ def _number(text: str) -> Any:
 def _date(text: str) -> str | None:
     """A date input as the start of that day in UTC (the API needs an offset); None if not a date."""
     try:
-        return datetime.combine(date.fromisoformat(text.strip()), time(0), timezone.utc).isoformat()
+        return datetime.combine(date.fromisoformat(text.strip()), time(0), UTC).isoformat()
     except ValueError:
         return None
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..core.classify import Classification, Interval, classify_point, concern
 from ..core.knowledge import Analyte, Limits
 from ..core.report import ResultReport, tidy
+import itertools
 
 WIDTH = 400.0  # SVG user units; the bar scales to the page width
 PAD = 0.25  # share of the span between the outermost limits shown beyond them
@@ -81,7 +82,7 @@ def build(report: ResultReport, analyte: Analyte) -> RangeBar:
         return round((min(max(v, lo), hi) - lo) * scale, 2)
 
     segments = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         c = classify_point(analyte, (a + b) / 2, interval, critical)
         segments.append(Segment(at(a), round((b - a) * scale, 2), c.band, tone(c, analyte)))
     ticks = [Tick(at(v), v, "normal", _fmt(v)) for v in (used.low, used.high) if v is not None]

@@ -1,7 +1,7 @@
 """GET / and POST /: the clinician form and its results page, rendered from the core's report.
 
 A thin adapter: form -> the API's panel JSON -> the same parse and core as POST /v1/interpretations
--> HTML. HTML pages, not part of the JSON contract (openapi.yaml); see the README.
+-> HTML. HTML pages, not part of the JSON contract (openapi.yaml); see docs/clinician-form.md.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
 from ...core.knowledge import Analyte, Knowledge, Limits
-from ..problem_docs import document_problems
+from ...http.problem_docs import document_problems
 from .schemas import CatalogueSchema
 
 

@@ -3,14 +3,15 @@ POST /v1/interpretations/batch and the `labinterp interpret` command both run th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from marshmallow import Schema
 
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
 from ...core.report import PanelReport
-from ..problem_types import TYPES
+from ...http.problem_types import TYPES
 from .adapter import parse_panel
 
 MAX_PANELS = 1000

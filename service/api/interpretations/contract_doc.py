@@ -13,10 +13,7 @@ import copy
 from typing import Any
 
 from ...core.knowledge import Analyte, Knowledge
-
-_KIND_FOR_PROPERTY = {"MCnc": {"mass_concentration"},
-                      "SCnc": {"substance_concentration", "equivalent_concentration"}}
-
+from ...core.units import property_of_kind
 
 def _spellings(kb: Knowledge, unit_ids: list[str]) -> list[str]:
     return sorted({s for u in unit_ids for s in (u, kb.units.units[u].ucum, *kb.units.units[u].spellings)})
@@ -44,8 +41,7 @@ def _variants(a: Analyte, kb: Knowledge, common: dict[str, Any], lab_range_ref: 
                        "reference_range": {"$ref": lab_range_ref}},
     }
     for prop in sorted({c.property for c in a.loinc}):
-        kinds = _KIND_FOR_PROPERTY[prop]
-        units = [u for u in a.units if kb.units.units[u].kind in kinds]
+        units = [u for u in a.units if property_of_kind(kb.units.units[u].kind) == prop]
         if not units:
             continue
         out[f"{title}By{prop}Code"] = {

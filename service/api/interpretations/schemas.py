@@ -2,20 +2,15 @@
 from __future__ import annotations
 
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ...core.knowledge import Knowledge
-from ...core.values import MAX_VALUE
-from ...core.vocabulary import COMPARATORS, FLAGS, Vocabulary
+from ...core.strict import StrictSchema
+from ...core.values import CENSORED_PATTERN, MAX_VALUE
+from ...core.vocabulary import COMPARATORS, FLAGS, SEVERITIES, Vocabulary
 from ..fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
-from ..problem_docs import ProblemSchema
+from ...http.problem_docs import ProblemSchema
 
-CENSORED_PATTERN = r"^\s*(<=|>=|<|>|\u2264|\u2265)?\s*[0-9]{1,12}(\.[0-9]{1,12})?\s*$"
-
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE  # unknown fields are rejected, never silently ignored
 
 
 def _no_repeats(items: list[str]) -> None:
@@ -29,7 +24,7 @@ def _unique_list(choices: tuple[str, ...], description: str) -> fields.List:
                        load_default=list, metadata={"description": description, "uniqueItems": True})
 
 
-class SpecimenSchema(Strict):
+class SpecimenSchema(StrictSchema):
     hemolyzed = StrictBoolean(load_default=False, metadata={"description": "The laboratory reported hemolysis."})
 
 
@@ -40,11 +35,11 @@ def _terms(vocabulary: Vocabulary, kind: str) -> str:
 def _context_schemas(v: Vocabulary) -> tuple[type[Schema], type[Schema]]:
     """Patient and context, with the enums and their words from the knowledge's vocabulary."""
 
-    class PatientSchema(Strict):
+    class PatientSchema(StrictSchema):
         age_years = StrictFloat(validate=validate.Range(min=0, max=130), metadata={"description": "Age in years."})
         sex = fields.String(validate=validate.OneOf(v.ids("sex")), metadata={"description": _terms(v, "sex")})
 
-    class ContextSchema(Strict):
+    class ContextSchema(StrictSchema):
         b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
         b12_therapy_started_at = fields.AwareDateTime(metadata={
             "description": "When replacement for a B12 deficiency began (RFC 3339): the first days of treatment "
@@ -69,14 +64,14 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
                            {"type": "string", "pattern": CENSORED_PATTERN, "maxLength": 40}],
                  "description": "The result: a number, or a censored value such as \"<50\" or \">=2000\"."}
 
-    class LabRangeSchema(Strict):
+    class LabRangeSchema(StrictSchema):
         low = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
         high = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
         unit = Text(validate=validate.Length(min=1, max=32), metadata={
             "description": "Unit of low and high; defaults to the result's unit.", "examples": units[:3]})
         text = Text(validate=validate.Length(max=max_string))
 
-    class ResultSchema(Strict):
+    class ResultSchema(StrictSchema):
         id = Text(validate=validate.Length(min=1, max=64),
                   metadata={"description": "Caller's id, echoed back; generated when absent. Unique per panel."})
         analyte = Text(validate=validate.Length(min=1, max=64), metadata={
@@ -92,7 +87,7 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
         reference_range = fields.Nested(LabRangeSchema, metadata={
             "description": "The laboratory's own reference interval; replaces the default normal limits."})
 
-    class PanelSchema(Strict):
+    class PanelSchema(StrictSchema):
         patient = fields.Nested(PatientSchema)
         context = fields.Nested(ContextSchema)
         collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
@@ -115,7 +110,7 @@ class CitationSchema(Schema):
 
 class NoteSchema(Schema):
     id = fields.String(required=True)
-    severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     text = fields.String(required=True)
     sources = fields.List(fields.String(), required=True,
                           metadata={"description": "Seed document file names or URLs the note rests on."})

@@ -9,9 +9,9 @@ from flask_smorest import Blueprint
 
 from ...core import InputError, Problem, interpret_panel
 from ...core.knowledge import Knowledge
-from ..body import json_response, read_json
-from ..problem_docs import document_problems
-from ..problems import ApiProblem
+from ...http.body import json_response, read_json
+from ...http.problem_docs import document_problems
+from ...http.problems import ApiProblem
 from ...ops.per_request import note_reports
 from .adapter import parse_panel
 from .batch import MAX_PANELS, Interpreter
@@ -85,10 +85,9 @@ def make_blueprint(schemas: dict[str, Any], kb: Knowledge, max_results: int) -> 
                                                          f"all panels together; got {results}: split the batch"))
         if problems:
             raise ApiProblem(422, f"{len(problems)} problem(s) in the batch envelope", problems)
-        outcomes = list(interpreter.outcomes(panels, at=("panels",)))
+        outcomes = list(interpreter.outcomes(panels or [], at=("panels",)))
         note_reports(report for _, report in outcomes if report is not None)
-        results = [outcome for outcome, _ in outcomes]
-        return json_response({"results": results, "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
+        return json_response({"results": [outcome for outcome, _ in outcomes], "knowledge_version": kb.version, "disclaimer": kb.disclaimer})
 
     return blp
 

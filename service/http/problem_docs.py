@@ -1,7 +1,8 @@
 """OpenAPI documentation of problem responses, shared by every blueprint."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from marshmallow import Schema, fields
 

@@ -1,7 +1,7 @@
 """RFC 9457 problem details: every error response of the service has this one shape."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Response, json
 from werkzeug.http import HTTP_STATUS_CODES
