@@ -4,9 +4,10 @@
 #   docker build -t labinterp .
 #   docker run --rm --read-only --tmpfs /tmp -p 8000:8000 -p 2575:2575 labinterp
 #
-# Two stages on the same Python image: the builder installs the project (not editable, no test extras)
-# into a virtual environment at /opt/venv; the final stage copies only that environment, the knowledge
-# folder and the gunicorn configuration. Every dependency ships a wheel, so no compiler is needed anywhere.
+# Two stages on the same Python image: the builder installs the runtime lock (requirements/runtime.txt,
+# with hashes), then the project (not editable, no test extras) into a virtual environment at /opt/venv;
+# the final stage copies only that environment, the knowledge folder, the gunicorn configuration and the
+# SBOM. Every dependency ships a wheel, so no compiler is needed anywhere.
 # Both stages must use the same image: the environment's python is a link to the image's interpreter.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -15,11 +16,16 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
+# The dependencies are the runtime lock's, at its versions, each file checked against its hashes
+# (docs/dependencies.md; `make lock` refreshes it). A layer of its own: it is rebuilt only when the lock changes.
+COPY requirements/runtime.txt ./requirements/runtime.txt
+RUN /opt/venv/bin/pip install --require-hashes -r requirements/runtime.txt
 # README.md is the package's long description (pyproject.toml names it), so the build needs it.
 COPY pyproject.toml README.md ./
 COPY service/ ./service/
-# The running service installs nothing: the installer itself stays out of the image.
-RUN /opt/venv/bin/pip install . \
+# The project itself, without its dependencies (the lock brought them). The running service installs
+# nothing: the installer itself stays out of the image.
+RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -m pip uninstall --yes setuptools pip
 
 FROM ${PYTHON_IMAGE}
@@ -39,6 +45,8 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY gunicorn.conf.py /app/gunicorn.conf.py
 COPY reference_ranges/ /app/reference_ranges/
+# The CycloneDX SBOM of /opt/venv's packages (`make sbom`, from the same runtime lock; docs/dependencies.md).
+COPY sbom/labinterp-python.cdx.json /app/sbom.cdx.json
 USER 10001:10001
 EXPOSE 8000 2575
 # slim images have no curl: the probe is Python's urllib. It exits 1 when /readyz answers anything but 200

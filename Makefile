@@ -5,19 +5,29 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint fuzz bench bench-mllp install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table
+.PHONY: run test lint fuzz bench bench-mllp install install-test browser-deps nginx-deps axe-deps bench-deps clean openapi rule-table lock sbom
+
+# The locks (docs/dependencies.md): every package at one version with its hashes, compiled from pyproject.toml.
+# The image installs the runtime lock; `make test` the test lock (runtime pins plus the test extras).
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_TEST    := requirements/test.txt
+SBOM         := sbom/labinterp-python.cdx.json
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamp files so a second `make` does not reinstall; they change when pyproject.toml does.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Stamp files so a second `make` does not reinstall; they change when pyproject.toml or a lock does.
+# The dependencies come from the lock only (--require-hashes: a pin without its hashes, or a file whose
+# hash is not listed, stops the install); the project itself is then added without its dependencies.
+$(VENV)/.installed: pyproject.toml $(LOCK_RUNTIME) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK_RUNTIME)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK_TEST) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK_TEST)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -101,5 +111,34 @@ openapi: install
 rule-table: install
 	$(BIN)/labinterp rule-table --write docs/clinical-safety.md
 
+# `make lock`: the one command that refreshes the locks. Both are recompiled from pyproject.toml with the
+# newest versions its ranges allow (LOCK_UPGRADE= keeps the current pins where they still fit), the
+# runtime lock from the test lock so both pin each runtime package alike, and the SBOM is rewritten.
+# The tools live in their own environment, at fixed versions, never in .venv or the image.
+TOOLS        ?= .venv-tools
+LOCK_TOOLS   ?= pip-tools==7.6.2 cyclonedx-bom==7.5.0
+LOCK_UPGRADE ?= --upgrade
+PIP_COMPILE  := CUSTOM_COMPILE_COMMAND='make lock' $(TOOLS)/bin/pip-compile --quiet --generate-hashes \
+                --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+
+$(TOOLS)/.installed: Makefile
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet $(LOCK_TOOLS)
+	touch $@
+
+lock: $(TOOLS)/.installed
+	$(PIP_COMPILE) $(LOCK_UPGRADE) --extra test -o $(LOCK_TEST) pyproject.toml
+	cp $(LOCK_TEST) $(LOCK_RUNTIME)
+	$(PIP_COMPILE) -o $(LOCK_RUNTIME) pyproject.toml
+	$(MAKE) --no-print-directory sbom
+
+# The CycloneDX SBOM of the image's Python packages: the runtime lock's pins and hashes, with the project
+# (pyproject.toml) as the root component; no timestamp or serial number, so it changes only with the lock.
+sbom: $(TOOLS)/.installed
+	@mkdir -p $(dir $(SBOM))
+	PYTHONWARNINGS=ignore::UserWarning $(TOOLS)/bin/cyclonedx-py requirements --pyproject pyproject.toml \
+	  --output-reproducible --of JSON -o $(SBOM) $(LOCK_RUNTIME)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis test-output node_modules
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .hypothesis test-output node_modules

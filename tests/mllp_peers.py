@@ -162,14 +162,15 @@ def mllp_exchange(port: int, data: bytes, timeout: float = 10, read: bool = True
 
 
 def read_frame(sock: socket.socket, timeout: float = 10) -> bytes:
-    """The content of the next frame on a socket, or what there was when it closed or timed out."""
+    """The content of the next frame on a socket, or what there was when it closed or timed out.
+    A peer that closes with our bytes still unread resets the connection (RST): that is a close too."""
     sock.settimeout(timeout)
     got = b""
     deadline = time.monotonic() + timeout
     while END not in got and time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):  # a reset: closed unread, as good as a close here
             break
         if not chunk:
             break

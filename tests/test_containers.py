@@ -470,9 +470,11 @@ def test_the_image_is_built_from_one_python_in_both_stages_without_test_extras()
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
     image_python = tuple(int(n) for n in re.search(r"python:(3)\.(\d+)", base_image(final, args)).groups())
     assert requires.startswith(">=") and image_python >= tuple(int(n) for n in requires[2:].split("."))
+    # The runtime lock (tests/test_lock.py checks it), then the project itself: not editable, no test extras.
     installs = [ins.args for ins in builder if ins.keyword == "RUN" and "pip install" in ins.args]
-    assert installs and all(re.search(r"pip install \.(\s|$)", a) and " -e" not in a and "[test]" not in a
-                            for a in installs)
+    assert len(installs) == 2 and "-r requirements/runtime.txt" in installs[0]
+    assert re.search(r"pip install --no-deps \.(\s|$)", installs[1])
+    assert all(" -e" not in a and "[test]" not in a and "requirements/test.txt" not in a for a in installs)
     assert [ins.args for ins in final if ins.keyword == "COPY" and "--from" in ins.args] == [
         "--from=builder /opt/venv /opt/venv"]
     env = dockerfile_env(final)
