@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import ROOT, TEST_KEY
@@ -41,18 +42,34 @@ def stop(proc: subprocess.Popen) -> int:
     return proc.returncode
 
 
-def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+def _wait_until(probe: Callable[[], bool], proc: subprocess.Popen, seconds: float, pause: float,
+                what: str, failure: str) -> None:
+    """Poll `probe` (an OSError counts as not yet) until it holds; fail if `proc` exits or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"gunicorn exited early with {proc.returncode}")
+            raise AssertionError(f"{what} exited early with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
+            if probe():
+                return
         except OSError:
-            time.sleep(0.1)
-    raise AssertionError("gunicorn did not become ready")
+            pass
+        time.sleep(pause)
+    raise AssertionError(failure)
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+        return r.status == 200
+
+
+def _accepting(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
+    _wait_until(lambda: _healthy(port), proc, seconds, 0.1, "gunicorn", "gunicorn did not become ready")
 
 
 def start_listener(port: int, log_path: Path, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
@@ -65,13 +82,4 @@ def start_listener(port: int, log_path: Path, env_extra: dict[str, str] | None =
 
 def wait_listening(port: int, proc: subprocess.Popen, seconds: float = 20) -> None:
     """Until something accepts TCP connections on the port (the listener, once it has loaded the knowledge)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the process exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listened on port {port}")
+    _wait_until(lambda: _accepting(port), proc, seconds, 0.05, "the process", f"nothing listened on port {port}")
