@@ -130,9 +130,9 @@ def batch(port: int, runs: int = 7) -> dict[str, float]:
 
 
 def core(n: int = 3000) -> dict[str, float]:
-    from service.api.interpretations.adapter import parse_panel
-    from service.api.interpretations.schemas import make_schemas
     from service.core import default_knowledge, interpret_panel
+    from service.panels import make_schemas
+    from service.panels.parse import parse_panel
     from service.core.units import registry
 
     kb = default_knowledge()

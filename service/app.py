@@ -1,31 +1,34 @@
-"""The application factory: loads the knowledge (failing fast), wires the front doors."""
+"""The application factory: loads the knowledge (failing fast), builds the application layer and wires
+the front doors, each with its blueprint, its part of the contract and its way of saying an error."""
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-import flask_smorest
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import health
-from .http import auth
 from .api.analytes import views as analytes_views
 from .api.interpretations import views as interpretations_views
-from .api.interpretations.contract_doc import refine_contract
-from .api.interpretations.schemas import make_schemas
-from .http.problems import ApiProblem, problem_response
+from .cds import views as cds_views
 from .config import Settings
 from .core.knowledge import Knowledge, load_knowledge
 from .core.selfcheck import self_check
-from .cds import views as cds_views
 from .fhir import views as fhir_views
 from .hl7v2 import views as hl7v2_views
-from .ops import logs, per_request
-from .ops.drain import DrainUnreadBody
+from .http import auth
+from .http.contract import build_contract
+from .http.door import Door, ErrorRenderer, problem_error
+from .http.problems import ApiProblem, problem_response
+from .http.writer import OrjsonProvider
+from .ops import logs
 from .ops import views as ops_views
+from .ops.drain import DrainUnreadBody
+from .ops.per_request import REQUEST_ID_KEY, RequestBookkeeping
+from .panels import Panels
 from .web import views as web_views
 
 log = logging.getLogger("labinterp")
@@ -39,43 +42,25 @@ Every error is `application/problem+json` (RFC 9457) and lists every problem of 
 each located by a JSON pointer. Unknown fields are rejected, never ignored. The doors for other
 standards answer errors in their own terms: an OperationOutcome under /fhir, an HL7 ACK under /hl7v2.
 """
+INFO = {"description": API_DESCRIPTION, "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}}
+SECURITY_SCHEME = {"type": "http", "scheme": "bearer", "description": (
+    "The service's API key (LABINTERP_API_KEYS, or the key file it creates on first start). Required on every "
+    "patient path; health, readiness and this contract are open.")}
 
 
-class LabApi(flask_smorest.Api):
-    """flask-smorest's Api with problem+json errors and no generic error component."""
+@dataclass(frozen=True)
+class Service:
+    """What the factory built, for tools and tests (`service_of(app)`); views get theirs explicitly."""
 
-    DEFAULT_ERROR_RESPONSE_NAME = None
-
-    def _register_responses(self) -> None:  # the default "Error" components do not describe our errors
-        return None
-
-    def handle_http_exception(self, error: HTTPException) -> Response:
-        headers = {k: v for k, v in error.get_headers() if k.lower() == "allow"}  # keep Allow on 405
-        return error_response(error.code or 500, error.description or "", headers)
+    settings: Settings
+    knowledge: Knowledge
+    contract: dict[str, Any]
+    contract_yaml: str
 
 
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    """An HTTP-level error in the shape of the door it came through: OperationOutcome under /fhir/,
-    an HL7 ACK under /hl7v2/, problem+json everywhere else."""
-    if request.path.startswith("/fhir/"):
-        return fhir_views.problem_as_outcome(status, detail, headers)
-    if request.path.startswith("/hl7v2/"):
-        return hl7v2_views.problem_as_ack(status, detail, headers)
-    return problem_response(status, detail, headers=headers)
-
-
-def _drop_doc_layers(app: Flask) -> None:
-    """Serve each documented view as the plain function it is. flask-smorest's `doc` and
-    `alt_response` only document, yet each wraps the view in a layer that looks up the app and
-    checks for coroutines on every request (eight layers on /v1/interpretations). The contract has
-    been taken from them by now, and the views use no smorest decorator that does work per request."""
-    for endpoint, view in list(app.view_functions.items()):
-        doc = getattr(view, "_apidoc", None)
-        if doc is None:
-            continue
-        if set(doc) - {"manual_doc", "response", "success_status_codes"} or set(doc.get("response", {})) - {"responses"}:
-            raise RuntimeError(f"{endpoint}: a flask-smorest decorator that works per request; keep its layers")
-        app.view_functions[endpoint] = inspect.unwrap(view)
+def service_of(app: Flask) -> Service:
+    service: Service = app.extensions["labinterp"]
+    return service
 
 
 def _without_security(spec: dict[str, Any]) -> dict[str, Any]:
@@ -88,13 +73,64 @@ def _without_security(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _spec_kwargs() -> dict[str, Any]:
-    return {"info": {"description": API_DESCRIPTION,
-                     "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}},
-            "components": {"securitySchemes": {"apiKey": {
-                "type": "http", "scheme": "bearer",
-                "description": "The service's API key (LABINTERP_API_KEYS, or the key file it creates on first "
-                               "start). Required on every patient path; health, readiness and this contract are open."}}}}
+def _doors(kb: Knowledge, settings: Settings, panels: Panels, contract_yaml: list[str]) -> list[Door]:
+    """Every door, in the contract's order; the form last, only when it is on."""
+    doors = [
+        interpretations_views.make_door(panels, settings.batch_limits(), settings.max_body_bytes,
+                                        settings.max_batch_bytes),
+        analytes_views.make_door(kb),
+        fhir_views.make_door(kb, settings),
+        hl7v2_views.make_door(kb, settings),
+        cds_views.make_door(kb, settings),
+        health.make_door(kb, {"knowledge": kb.name, **self_check(kb)}, lambda: contract_yaml[0]),
+        ops_views.make_door(),
+    ]
+    if settings.form:
+        doors.append(web_views.make_door(panels, settings.max_body_bytes))
+    return doors
+
+
+def _contract(doors: list[Door], auth_mode: str) -> dict[str, Any]:
+    contract = build_contract((d.doc for d in doors if d.doc is not None), INFO, SECURITY_SCHEME)
+    for door in doors:
+        if door.refine_contract is not None:
+            contract = door.refine_contract(contract)
+    return _without_security(contract) if auth_mode == auth.OPEN_ON_LOOPBACK else contract
+
+
+def _install_errors(app: Flask, doors: list[Door]) -> ErrorRenderer:
+    """Each error in the shape of the door whose prefix the path is under (problem+json elsewhere), so
+    that even a 404 or 405 that matched no view is said in the protocol its client speaks."""
+    prefixed = sorted((d for d in doors if d.prefix), key=lambda d: len(d.prefix), reverse=True)
+
+    def render(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+        path = request.path
+        for door in prefixed:
+            if path == door.prefix or path.startswith(door.prefix + "/"):
+                return door.render_error(status, detail, headers)
+        return problem_error(status, detail, headers)
+
+    @app.errorhandler(ApiProblem)
+    def _api_problem(exc: ApiProblem) -> Response:
+        return problem_response(exc.status, exc.detail, exc.problems, exc.title)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}  # keep Allow on 405
+        return render(exc.code or 500, exc.description or "", headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        # Type and place only: an exception message may quote a patient value.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+        log.error("unhandled %s at %s (request %s, %s %s)", type(exc).__name__, where,
+                  request.environ.get(REQUEST_ID_KEY), request.method, request.path)
+        return render(500, "an unexpected error occurred; it has been logged without request data")
+
+    return render
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> Flask:
@@ -104,71 +140,30 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     settings = settings or Settings.from_env()
     kb = knowledge or load_knowledge(settings.ranges_dir)
     app = Flask(__name__)
-    app.config.update(
-        API_TITLE="labinterp", API_VERSION="1.0.0", OPENAPI_VERSION="3.1.0",
-        # One byte above our limit: body.read_json probes one byte past it to tell "exactly the limit"
-        # (accepted) from "more" (413); Werkzeug's own cap would refuse the probe itself.
-        MAX_CONTENT_LENGTH=max(settings.max_body_bytes, settings.max_batch_bytes) + 1, JSON_SORT_KEYS=False,
-    )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["labinterp.settings"] = settings
-    app.extensions["labinterp.knowledge"] = kb
-    app.extensions["labinterp.readiness"] = {"knowledge": kb.name, **self_check(kb)}
-
-    per_request.install(app)  # first: its timing and request id cover every other hook
-    api = LabApi(app, spec_kwargs=_spec_kwargs())
-    schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
-    api.register_blueprint(interpretations_views.make_blueprint(schemas, kb, settings.max_results))
-    api.register_blueprint(analytes_views.blp)
-    api.register_blueprint(fhir_views.blp)
-    api.register_blueprint(hl7v2_views.blp)
-    api.register_blueprint(cds_views.blp)
-    api.register_blueprint(health.blp)
-    api.register_blueprint(ops_views.blp)
-    contract = refine_contract(api.spec.to_dict(), kb)
-    contract = fhir_views.refine_contract(contract, settings.max_fhir_resources)
-    contract = cds_views.refine_contract(contract, kb)
-    _drop_doc_layers(app)
-    if settings.form:  # registered after the spec is taken: HTML pages, not part of the JSON contract
-        app.register_blueprint(web_views.make_blueprint(schemas))
+    app.json = OrjsonProvider(app)
+    # One byte above our limit: body.read_json probes one byte past it to tell "exactly the limit"
+    # (accepted) from "more" (413); Werkzeug's own cap would refuse the probe itself.
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes) + 1
+    panels = Panels(kb, settings.panel_limits())
+    contract_yaml: list[str] = []
+    doors = _doors(kb, settings, panels, contract_yaml)
+    for door in doors:
+        app.register_blueprint(door.blueprint)
+    contract = _contract(doors, settings.auth)
+    contract_yaml.append(health.render_spec(contract))
+    app.extensions["labinterp"] = Service(settings, kb, contract, contract_yaml[0])
+    render_error = _install_errors(app, doors)
     keys, where = auth.resolve_keys(settings.api_keys, settings.api_key_file)
+    auth.install(app, keys, settings.auth, render_error)
     if settings.auth == auth.OPEN_ON_LOOPBACK:
-        contract = _without_security(contract)
         log.warning("LABINTERP_AUTH=open-on-loopback: the API answers loopback peers without a key; "
                     "every other request needs one")
     log.info("API key: %s; send it as Authorization: Bearer <key> (the form, beyond this host, as the "
              "password of HTTP Basic)", where)
-    app.extensions["labinterp.contract"] = contract
-    app.extensions["labinterp.contract_yaml"] = health.render_spec(contract)
-
-    auth.install(app, keys, settings.auth, error_response)
-
-    @app.errorhandler(ApiProblem)
-    def _api_problem(exc: ApiProblem) -> Response:
-        return problem_response(exc.status, exc.detail, exc.problems, exc.title)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        if isinstance(exc, HTTPException):
-            return api.handle_http_exception(exc)
-        # Type and place only: an exception message may quote a patient value.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-        log.error("unhandled %s at %s (request %s, %s %s)", type(exc).__name__, where,
-                  g.get("request_id"), request.method, request.path)
-        return error_response(500, "an unexpected error occurred; it has been logged without request data")
-
-    @app.after_request
-    def _headers(resp: Response) -> Response:
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Cache-Control"] = "no-store"  # results are patient data
-        return resp
-
-    # Outermost: once the answer is written, what the app left unread of a body is drained (bounded).
-    app.wsgi_app = DrainUnreadBody(app.wsgi_app, settings.drain_max_bytes, settings.drain_seconds)  # type: ignore[method-assign]
-
+    # Bookkeeping around every answer; outermost, once the answer is written, what the app left unread
+    # of a body is drained (bounded).
+    app.wsgi_app = DrainUnreadBody(RequestBookkeeping(app.wsgi_app), settings.drain_max_bytes,  # type: ignore[method-assign]
+                                   settings.drain_seconds)
     log.info("knowledge %s loaded from %s: %d analytes, %d note rules", kb.version, kb.directory,
              len(kb.analytes), len(kb.notes))
     return app

@@ -19,12 +19,11 @@ import sys
 from typing import IO, Any
 from collections.abc import Iterable
 
-from .api.interpretations.batch import Interpreter
-from .api.interpretations.schemas import make_schemas
 from .config import Settings
 from .core import KnowledgeError, load_knowledge
 from .core.knowledge import Knowledge
 from .core.ruletable import replace_table, rule_table
+from .panels import Panels, outcome_document
 from .tools import knowledge_diff
 from .tools.synthetic import synthetic_panels
 
@@ -64,9 +63,8 @@ def _progress(items: list[Any]) -> Iterable[Any]:
     return tqdm(items, unit=" panels", file=sys.stderr)
 
 
-def _interpreter(kb: Knowledge, settings: Settings) -> Interpreter:
-    schemas = make_schemas(kb, settings.max_results, settings.max_string_length)
-    return Interpreter(kb, schemas["Panel"](), schemas["ResultInput"](), settings.max_results)
+def panels_for(kb: Knowledge, settings: Settings) -> Panels:
+    return Panels(kb, settings.panel_limits())
 
 
 def _read(path: str) -> str:
@@ -78,10 +76,10 @@ def _read(path: str) -> str:
 
 def interpret_command(path: str, out: IO[str]) -> int:
     settings = Settings.from_env()
-    interpreter = _interpreter(load_knowledge(settings.ranges_dir), settings)
+    panels = panels_for(load_knowledge(settings.ranges_dir), settings)
     failed = 0
     for index, panel in enumerate(_progress(_panels(_read(path)))):
-        line = interpreter.one(index, panel)
+        line = outcome_document(index, panels.interpret(panel))
         failed += line["status"] != 200
         out.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
     return 1 if failed else 0
@@ -90,8 +88,8 @@ def interpret_command(path: str, out: IO[str]) -> int:
 def diff_command(old_dir: str, new_dir: str, path: str, out: IO[str], as_json: bool, examples: int) -> int:
     settings = Settings.from_env()
     old_kb, new_kb = load_knowledge(old_dir), load_knowledge(new_dir)
-    result = knowledge_diff.compare(_progress(_panels(_read(path))), _interpreter(old_kb, settings),
-                                    _interpreter(new_kb, settings), old_kb, new_kb, examples)
+    result = knowledge_diff.compare(_progress(_panels(_read(path))), panels_for(old_kb, settings),
+                                    panels_for(new_kb, settings), old_kb, new_kb, examples)
     if as_json:
         out.write(json.dumps(knowledge_diff.as_json(result), indent=1) + "\n")
     else:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from collections.abc import Mapping
 
+from .panels import BatchLimits, Limits
+
 AUTH_MODES = ("keys", "open-on-loopback")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,6 +52,12 @@ class Settings:
     # authentication, so by default only this host may: a listener on HOST=0.0.0.0 still answers no
     # one else until the laboratory's senders (or the proxy in front) are named here.
     mllp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    def panel_limits(self) -> Limits:
+        return Limits(max_results=self.max_results, max_string_length=self.max_string_length)
+
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(max_results=self.max_batch_results)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -3,6 +3,8 @@ generated into a key file on first start); open-on-loopback mode only by name an
 peers; the form needs the key beyond loopback; health, readiness and the contract stay open."""
 from __future__ import annotations
 
+from service.app import service_of
+
 import base64
 import os
 import runpy
@@ -102,9 +104,9 @@ def test_open_on_loopback_answers_loopback_peers_only_and_says_so_in_its_contrac
     assert proxied.status_code == 401  # a proxy on this host must not turn loopback into the network
     assert client.post("/v1/interpretations", json=PANEL, environ_base={"REMOTE_ADDR": "10.1.2.3"},
                        headers={"Authorization": f"Bearer {KEYS[0]}"}).status_code == 200
-    served = app.extensions["labinterp.contract"]
+    served = service_of(app).contract
     assert served["paths"]["/v1/interpretations"]["post"]["security"] == [{}, {"apiKey": []}]
-    default = make_app().extensions["labinterp.contract"]
+    default = service_of(make_app()).contract
     assert default["paths"]["/v1/interpretations"]["post"]["security"] == [{"apiKey": []}]
 
 

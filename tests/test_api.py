@@ -198,8 +198,11 @@ def test_health(client, conform):
 
 
 def test_no_patient_value_is_logged_even_on_an_unexpected_error(app, client, caplog, monkeypatch):
-    from service.api.interpretations import views
+    from service.ops import per_request
+    from service.panels import interpret as application
 
+    written: list[bytes] = []
+    monkeypatch.setattr(per_request, "emit", written.append)  # the request log line, written without logging
     secret = {"patient": {"age_years": 87.25},
               "results": [{"id": "MRN-998877", "analyte": "k", "value": 3.14159, "unit": "mmol/L"}]}
     caplog.set_level(logging.DEBUG)
@@ -208,11 +211,12 @@ def test_no_patient_value_is_logged_even_on_an_unexpected_error(app, client, cap
     def boom(*a, **k):
         raise ValueError("value 3.14159 for MRN-998877 aged 87.25")
 
-    monkeypatch.setattr(views, "interpret_panel", boom)
+    monkeypatch.setattr(application, "interpret_panel", boom)
     resp = client.post(PATH, json=secret)
     assert resp.status_code == 500 and resp.mimetype == "application/problem+json"
     assert "3.14159" not in resp.get_data(as_text=True)
     logged = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records)
-    assert "ValueError" in logged
+    assert "ValueError" in logged and len(written) == 2
+    logged += b"\n".join(written).decode()
     for needle in ("3.14159", "MRN-998877", "87.25"):
         assert needle not in logged

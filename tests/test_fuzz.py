@@ -12,6 +12,8 @@ The targets live here as plain functions of a Harness so that the longer script 
 """
 from __future__ import annotations
 
+from service.app import service_of
+
 import contextlib
 import json
 import math
@@ -53,7 +55,7 @@ class Harness:
 
     def __post_init__(self) -> None:
         self.client = keyed_client(self.app)
-        self.kb = self.app.extensions["labinterp.knowledge"]
+        self.kb = service_of(self.app).knowledge
 
     def __repr__(self) -> str:  # shown in falsifying examples
         return "Harness()"

@@ -18,14 +18,14 @@ def test_synthetic_panels_are_deterministic_and_span_every_band_and_term(tmp_pat
     kb = load_knowledge(RANGES)
     one = list(synthetic_panels([kb], 1500, seed=7))
     assert one == list(synthetic_panels([kb], 1500, seed=7)) != list(synthetic_panels([kb], 1500, seed=8))
-    from service.cli import _interpreter
     from service.config import Settings
+    from service.panels import Panels, outcome_document
 
-    interpreter = _interpreter(kb, Settings())
+    panels = Panels(kb, Settings().panel_limits())
     seen: dict[str, set[str]] = {}
     terms: set[str] = set()
     for i, panel in enumerate(one):
-        out = interpreter.one(i, panel)
+        out = outcome_document(i, panels.interpret(panel))
         assert out["status"] == 200, out  # every panel is one the service accepts
         for r in out["report"]["results"]:
             seen.setdefault(r["analyte"], set()).add(r["band"])

@@ -1,9 +1,7 @@
 """Metrics, request logs and timing: counted right, in the documented shape, without patient data."""
 from __future__ import annotations
 
-import io
 import json
-import logging
 import re
 import urllib.request
 from pathlib import Path
@@ -13,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from service.app import create_app
 from service.config import Settings
-from service.ops.logs import JsonFormatter
+from service.ops import per_request
 
 from .fhir_fixtures import bundle, observation, patient
 from .conftest import AUTH
@@ -31,15 +29,11 @@ def sample(name: str, **labels: str) -> float:
 
 
 @pytest.fixture()
-def log_lines():
+def log_lines(monkeypatch):
     """The JSON lines of the per-request log, captured where the service writes them."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("labinterp.requests")
-    logger.addHandler(handler)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.removeHandler(handler)
+    written: list[bytes] = []
+    monkeypatch.setattr(per_request, "emit", written.append)
+    return lambda: [json.loads(line) for line in written]
 
 
 def test_results_requests_and_criticals_are_counted(client):

@@ -10,6 +10,8 @@ Derandomized, so that CI runs the same examples every time.
 """
 from __future__ import annotations
 
+from service.app import service_of
+
 import json
 import math
 from datetime import datetime, timedelta, UTC
@@ -349,7 +351,7 @@ def test_interpreting_twice_over_http_gives_the_same_answer(app, body):
         assert one.status_code == two.status_code == 200
         assert one.get_data() == two.get_data()
     # and the core, with the app's knowledge, answers what the API answered
-    core = interpret_panel(core_panel(body), app.extensions["labinterp.knowledge"]).to_dict()
+    core = interpret_panel(core_panel(body), service_of(app).knowledge).to_dict()
     assert json.loads(one.get_data()) == json.loads(json.dumps(core))
 
 

@@ -2,6 +2,8 @@
 same parse and core as the JSON API (never a second copy of a rule)."""
 from __future__ import annotations
 
+from service.app import service_of
+
 import io
 import re
 from html.parser import HTMLParser
@@ -114,7 +116,7 @@ def test_every_control_is_labelled_and_every_fieldset_has_a_legend(form_page):
 def test_each_label_is_a_name_of_its_own_and_names_its_analyte(form_page, app):
     """Five "Value" boxes and five "Unit" lists could not be told apart by voice control or in a screen
     reader's form list; the labels name the analyte, and no label is hidden behind an aria-label."""
-    kb = app.extensions["labinterp.knowledge"]
+    kb = service_of(app).knowledge
     text = {k: " ".join(v.split()) for k, v in form_page.label_text.items()}
     for analyte in FORM_ANALYTES:
         name = kb.analytes[analyte].name
@@ -235,7 +237,7 @@ def test_any_form_post_is_answered_with_a_page_never_a_crash(client, data):
 
 
 def test_an_oversized_form_is_refused_unread(client, app):
-    limit = app.extensions["labinterp.settings"].max_body_bytes
+    limit = service_of(app).settings.max_body_bytes
     resp = client.post("/", data={"potassium_value": "1" * (limit + 10)})
     assert resp.status_code == 413 and resp.mimetype == "text/html"
     page = Page(resp.get_data(as_text=True))
@@ -268,7 +270,7 @@ def test_a_chunked_form_is_held_to_the_same_limit(app, extra, status):
     """Without a Content-Length the form is read to one byte past its limit: over it is a 413 page,
     never a form cut short at some cap and interpreted as if it were whole (Werkzeug truncates a
     chunked body at max_content_length instead of refusing it)."""
-    limit = app.extensions["labinterp.settings"].max_body_bytes
+    limit = service_of(app).settings.max_body_bytes
     fields = b"potassium_value=3.1&potassium_unit=mmol%2FL&age="
     body = fields + b"4" * (limit - len(fields)) + b"0" * extra  # an age of ~a million digits
     got, media_type, html, read = _chunked_form(app, body)

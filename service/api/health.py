@@ -2,27 +2,23 @@
 and integration teams need them without a key; they reveal no patient data)."""
 from __future__ import annotations
 
+from typing import Any
+from collections.abc import Callable
+
 import yaml
-from flask import Response, current_app, jsonify
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-blp = Blueprint("service", __name__, description="Service health and the contract.")
+from ..core.knowledge import Knowledge
+from ..http.contract import ApiDoc, response
+from ..http.door import Door
+from ..http.writer import json_response
 
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
     knowledge_version = fields.String(required=True)
-
-
-@blp.route("/healthz", methods=["GET"])
-@blp.doc(operationId="health")
-@blp.alt_response(200, schema=HealthSchema, success=True, description="The service is up and its knowledge loaded.")
-def health() -> ResponseReturnValue:
-    """Liveness: the process answers and its knowledge is loaded."""
-    kb = current_app.extensions["labinterp.knowledge"]
-    return jsonify({"status": "ok", "knowledge_version": kb.version})
 
 
 class ReadinessChecksSchema(Schema):
@@ -38,29 +34,40 @@ class ReadinessSchema(Schema):
     checks = fields.Nested(ReadinessChecksSchema, required=True)
 
 
-@blp.route("/readyz", methods=["GET"])
-@blp.doc(operationId="ready")
-@blp.alt_response(200, schema=ReadinessSchema, success=True, description=(
-    "Ready: the knowledge is loaded and validated, every conversion factor was derived and verified, "
-    "and the start-up self-test interpreted a result per analyte and unit correctly. A process that "
-    "fails any of these never starts, so it never answers here."))
-def ready() -> ResponseReturnValue:
-    """Readiness: the start-up checks passed in this process."""
-    kb = current_app.extensions["labinterp.knowledge"]
-    return jsonify({"status": "ready", "knowledge_version": kb.version,
-                    "checks": current_app.extensions["labinterp.readiness"]})
+READY = ("Ready: the knowledge is loaded and validated, every conversion factor was derived and verified, "
+         "and the start-up self-test interpreted a result per analyte and unit correctly. A process that "
+         "fails any of these never starts, so it never answers here.")
+CONTRACT_RESPONSE = {"description": "This contract, as OpenAPI 3.1 YAML.", "content": {"application/yaml": {"schema": {
+    "type": "object", "required": ["openapi", "info", "paths"], "description": "The OpenAPI document."}}}}
 
 
-@blp.route("/openapi.yaml", methods=["GET"])
-@blp.doc(operationId="contract", responses={"200": {
-    "description": "This contract, as OpenAPI 3.1 YAML.",
-    "content": {"application/yaml": {"schema": {
-        "type": "object", "required": ["openapi", "info", "paths"],
-        "description": "The OpenAPI document."}}}}})
-def contract() -> ResponseReturnValue:
-    """The OpenAPI contract of this running service."""
-    text = current_app.extensions["labinterp.contract_yaml"]
-    return Response(text, mimetype="application/yaml")
+def make_door(kb: Knowledge, readiness: dict[str, Any], contract: Callable[[], str]) -> Door:
+    """`contract` gives the contract's YAML, written once every door is known."""
+    bp = Blueprint("service", __name__)
+    doc = ApiDoc("service", "Service health and the contract.")
+    healthy = {"status": "ok", "knowledge_version": kb.version}
+    ready_answer = {"status": "ready", "knowledge_version": kb.version, "checks": readiness}
+
+    @bp.get("/healthz")
+    @doc.operation("/healthz", "get", operationId="health",
+                   responses={"200": response("The service is up and its knowledge loaded.", HealthSchema)})
+    def health() -> ResponseReturnValue:
+        """Liveness: the process answers and its knowledge is loaded."""
+        return json_response(healthy)
+
+    @bp.get("/readyz")
+    @doc.operation("/readyz", "get", operationId="ready", responses={"200": response(READY, ReadinessSchema)})
+    def ready() -> ResponseReturnValue:
+        """Readiness: the start-up checks passed in this process."""
+        return json_response(ready_answer)
+
+    @bp.get("/openapi.yaml")
+    @doc.operation("/openapi.yaml", "get", operationId="contract", responses={"200": CONTRACT_RESPONSE})
+    def contract_yaml() -> ResponseReturnValue:
+        """The OpenAPI contract of this running service."""
+        return Response(contract(), mimetype="application/yaml")
+
+    return Door(bp, doc)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -13,12 +13,7 @@ from ..core.classify import concern
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
 from ..core.report import Note, PanelReport, ResultReport, tidy
-from ..fhir.interpret import interpret_read
-from ..fhir.observations import Mapped
-from ..fhir.outcome import FhirError
-from ..fhir.envelope import check, component_for
-from ..fhir.reader import entry_index, read_request
-from ..fhir.writer import signature
+from ..fhir import FhirError, Mapped, check, component_for, entry_index, interpret_read, read_request, signature
 
 SERVICE_ID = "labinterp-panel"
 HOOK = "patient-view"

@@ -3,20 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
+from ..config import Settings
 from ..http.body import read_json
-from ..http.problem_docs import document_problems
+from ..http.contract import SECURED, ApiDoc, json_content, response
+from ..http.door import Door
 from ..http.problems import ApiProblem
+from ..http.writer import json_response
 from ..core.errors import Problem, flatten_messages
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
 from ..core.strict import StrictSchema
 from ..core.vocabulary import SEVERITIES
-from ..ops.per_request import note_reports
+from ..ops import metrics
 from .service import (
     HOOK, SERVICE_ID, PrefetchInvalid, PrefetchMissing, analyte_keys, cards, discovery, prefetch_kinds,
 )
@@ -72,32 +74,39 @@ class DiscoverySchema(Schema):
     services = fields.List(fields.Nested(ServiceSchema), required=True)
 
 
-blp = Blueprint("cds", __name__, url_prefix="/cds-services", description="CDS Hooks 2.0 (patient-view).")
 _request_schema = HookRequestSchema()
 
 
-@blp.route("", methods=["GET"])
-@blp.doc(operationId="cdsDiscovery", security=[{"apiKey": []}])
-@blp.alt_response(200, schema=DiscoverySchema, success=True, description="The one service and its prefetch templates.")
-@document_problems(blp, 401, 500)
-def discover() -> ResponseReturnValue:
-    """CDS Hooks discovery."""
-    return jsonify(discovery(current_app.extensions["labinterp.knowledge"]))
+def make_door(kb: Knowledge, settings: Settings) -> Door:
+    bp = Blueprint("cds", __name__, url_prefix="/cds-services")
+    doc = ApiDoc("cds", "CDS Hooks 2.0 (patient-view).", "/cds-services")
+    services = discovery(kb)
+
+    @bp.get("")
+    @doc.operation("", "get", (401, 500), operationId="cdsDiscovery", security=SECURED,
+                   responses={"200": response("The one service and its prefetch templates.", DiscoverySchema)})
+    def discover() -> ResponseReturnValue:
+        """CDS Hooks discovery."""
+        return json_response(services)
+
+    @bp.post("/<string:service_id>")
+    @doc.operation("/<string:service_id>", "post", (400, 401, 404, 413, 415, 422, 500), operationId="cdsCall",
+                   security=SECURED,
+                   parameters=[{"in": "path", "name": "service_id", "required": True,
+                                "schema": {"type": "string", "enum": [SERVICE_ID]}}],
+                   requestBody={"required": True, "content": json_content(HookRequestSchema)},
+                   responses={"200": response("One card per abnormal result or panel finding.", CardsSchema)})
+    def call(service_id: str) -> ResponseReturnValue:
+        """Call the service: the newest result of each analyte from the prefetch, interpreted, as cards."""
+        if service_id != SERVICE_ID:
+            raise ApiProblem(404, f"no CDS service {service_id[:60]!r}; see GET /cds-services")
+        return json_response(_answer(read_json(settings.max_body_bytes), kb, settings))
+
+    return Door(bp, doc, refine_contract=lambda contract: refine_contract(contract, kb))
 
 
-@blp.route("/<string:service_id>", methods=["POST"])
-@blp.doc(operationId="cdsCall", security=[{"apiKey": []}],
-         parameters=[{"in": "path", "name": "service_id", "required": True, "schema": {"type": "string", "enum": [SERVICE_ID]}}],
-         requestBody={"required": True, "content": {"application/json": {"schema": HookRequestSchema}}})
-@blp.alt_response(200, schema=CardsSchema, success=True, description="One card per abnormal result or panel finding.")
-@document_problems(blp, 400, 401, 404, 413, 415, 422, 500)
-def call(service_id: str) -> ResponseReturnValue:
-    """Call the service: the newest result of each analyte from the prefetch, interpreted, as cards."""
-    if service_id != SERVICE_ID:
-        raise ApiProblem(404, f"no CDS service {service_id[:60]!r}; see GET /cds-services")
-    settings = current_app.extensions["labinterp.settings"]
-    kb = current_app.extensions["labinterp.knowledge"]
-    body = read_json(settings.max_body_bytes)
+def _answer(body: Any, kb: Knowledge, settings: Settings) -> dict[str, Any]:
+    """The cards for a hook request, or ApiProblem (422) locating what is wrong with it."""
     if not isinstance(body, dict):
         raise ApiProblem(422, "expected a CDS Hooks request object", [Problem((), "expected a JSON object")])
     try:
@@ -115,8 +124,8 @@ def call(service_id: str) -> ResponseReturnValue:
     except PrefetchInvalid as exc:
         raise ApiProblem(422, f"{len(exc.problems)} problem(s) in the prefetch", exc.problems,
                          title=FHIR_STRUCTURE_TITLE) from None
-    note_reports(reports)
-    return jsonify(answer)
+    metrics.observe_reports(reports)
+    return answer
 
 
 FHIR_STRUCTURE_TITLE = "Invalid FHIR in prefetch"

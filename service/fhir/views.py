@@ -3,17 +3,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, json
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint
 
-from ..http.body import read_json
-from ..http.problems import ApiProblem
-from .outcome import FHIR_JSON, FhirError, Issue, outcome
+from ..config import Settings
+from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
-from ..ops.per_request import note_reports
+from ..http.body import read_json
+from ..http.contract import SECURED, ApiDoc
+from ..http.door import Door
+from ..http.problems import ApiProblem
+from ..http.writer import json_response
+from ..ops import metrics
 from .envelope import component_schemas
 from .interpret import interpret_fhir
+from .outcome import FHIR_JSON, FhirError, Issue, outcome
 
 ACCEPTED = (FHIR_JSON, "application/json")
 ISSUE_CODES = {400: "structure", 401: "security", 404: "not-found", 405: "not-supported", 413: "too-costly",
@@ -37,10 +41,7 @@ OUTCOME_SCHEMA = {"type": "object", "required": ["resourceType", "issue"],
 
 
 def outcome_response(status: int, issues: tuple[Issue, ...] | list[Issue], headers: dict[str, str] | None = None) -> Response:
-    resp = Response(json.dumps(outcome(issues)), status=status, mimetype=FHIR_JSON)
-    for key, value in (headers or {}).items():
-        resp.headers[key] = value
-    return resp
+    return json_response(outcome(issues), status, FHIR_JSON, headers)
 
 
 def problem_as_outcome(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -59,13 +60,7 @@ def _outcome_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {FHIR_JSON: {"schema": OUTCOME_SCHEMA}}}
 
 
-blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR R4: interpret the Observations EHRs send.")
-
-
-@blp.route("/$interpret", methods=["POST"])
-@blp.doc(operationId="interpretFhir", security=[{"apiKey": []}], requestBody={
-    "required": True, "content": {FHIR_JSON: {"schema": REQUEST_SCHEMA}, "application/json": {"schema": REQUEST_SCHEMA}},
-}, responses={
+RESPONSES = {
     "200": {"description": "A collection Bundle.", "content": {FHIR_JSON: {"schema": BUNDLE_SCHEMA}}},
     "400": _outcome_doc("Malformed request: empty body, invalid JSON, not an object."),
     "401": _outcome_doc("Missing or wrong API key."),
@@ -76,24 +71,35 @@ blp = Blueprint("fhir", __name__, url_prefix="/fhir", description="FHIR R4: inte
                         "element by FHIRPath. A resource the R4 models refuse otherwise is not read, and the 200 "
                         "answer's OperationOutcome says which and why."),
     "500": _outcome_doc("Unexpected server error (never expected; no detail is revealed)."),
-})
-def interpret() -> ResponseReturnValue:
-    """Interpret FHIR R4 Observations.
+}
 
-    Takes an Observation, a DiagnosticReport with contained Observations, or a Bundle (collection,
-    batch, transaction, searchset), maps each Observation by LOINC code and UCUM unit, reads age and
-    sex from a Patient and B12 injections and medications from MedicationAdministration and
-    MedicationStatement resources, and returns the enriched Observations in a collection Bundle.
-    """
-    settings = current_app.extensions["labinterp.settings"]
-    kb = current_app.extensions["labinterp.knowledge"]
-    try:
-        body = read_json(settings.max_body_bytes, accept=ACCEPTED)
-        reports: list[PanelReport] = []
-        bundle = interpret_fhir(body, kb, settings.max_fhir_resources, reports=reports)
-    except ApiProblem as exc:
-        return problem_as_outcome(exc.status, exc.detail)
-    except FhirError as exc:
-        return outcome_response(exc.status, exc.issues)
-    note_reports(reports)
-    return Response(json.dumps(bundle), status=200, mimetype=FHIR_JSON)
+
+def make_door(kb: Knowledge, settings: Settings) -> Door:
+    bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+    doc = ApiDoc("fhir", "FHIR R4: interpret the Observations EHRs send.", "/fhir")
+
+    @bp.post("/$interpret")
+    @doc.operation("/$interpret", "post", operationId="interpretFhir", security=SECURED, requestBody={
+        "required": True, "content": {FHIR_JSON: {"schema": REQUEST_SCHEMA}, "application/json": {"schema": REQUEST_SCHEMA}},
+    }, responses=RESPONSES)
+    def interpret() -> ResponseReturnValue:
+        """Interpret FHIR R4 Observations.
+
+        Takes an Observation, a DiagnosticReport with contained Observations, or a Bundle (collection,
+        batch, transaction, searchset), maps each Observation by LOINC code and UCUM unit, reads age and
+        sex from a Patient and B12 injections and medications from MedicationAdministration and
+        MedicationStatement resources, and returns the enriched Observations in a collection Bundle.
+        """
+        try:
+            body = read_json(settings.max_body_bytes, accept=ACCEPTED)
+            reports: list[PanelReport] = []
+            bundle = interpret_fhir(body, kb, settings.max_fhir_resources, reports=reports)
+        except ApiProblem as exc:
+            return problem_as_outcome(exc.status, exc.detail)
+        except FhirError as exc:
+            return outcome_response(exc.status, exc.issues)
+        metrics.observe_reports(reports)
+        return json_response(bundle, 200, FHIR_JSON)
+
+    return Door(bp, doc, problem_as_outcome,
+                lambda contract: refine_contract(contract, settings.max_fhir_resources))

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint
 
+from ..config import Settings
+from ..core.knowledge import Knowledge
 from ..http.body import read_body
+from ..http.contract import SECURED, ApiDoc
+from ..http.door import Door
 from ..http.problems import ApiProblem
-from ..ops.per_request import note_reports
+from ..ops import metrics
 from .ack import ERROR, REJECTED, AckError, ack_for, build_ack
 from .enrich import NotInterpretable, enrich
 from .er7 import Er7Error, read_message
@@ -93,42 +96,44 @@ def _doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {m: {"schema": _ACK} for m in MEDIA_TYPES}}
 
 
-blp = Blueprint("hl7v2", __name__, url_prefix="/hl7v2",
-                description="HL7 v2: enrich the ORU^R01 result messages laboratories send.")
-
-
-@blp.route("/interpret", methods=["POST"])
-@blp.doc(operationId="interpretHl7v2", security=[{"apiKey": []}], requestBody={
-    "required": True, "content": {"text/plain": {"schema": _ORU, "example": EXAMPLE}},
-}, responses={
+RESPONSES = {
     "200": {"description": "The message as it came, byte for byte, but for OBX-8 (the flag), an empty OBX-7 (our "
                            "interval) and the NTE segments added after each interpreted OBX and after its OBR.",
             "content": {m: {"schema": _MESSAGE} for m in MEDIA_TYPES}},
     **{str(status): _doc(text) for status, text in ACK_DESCRIPTIONS.items() if status not in (404, 405)},
-})
-def interpret() -> ResponseReturnValue:
-    """Interpret the results of an HL7 v2 ORU^R01 message.
+}
 
-    Each OBX naming one of the service's analytes (by LOINC code, coding system LN, or by name) is
-    classified against the laboratory's OBX-7 interval or the service's own, and gets its flag in
-    OBX-8 and its notes as NTE segments; a result that cannot be interpreted gets an NTE saying why.
-    The answer is in the request's media type and the message's own character set.
-    """
-    settings = current_app.extensions["labinterp.settings"]
-    kb = current_app.extensions["labinterp.knowledge"]
-    try:
-        raw = read_body(settings.max_body_bytes, MEDIA_TYPES)
-    except ApiProblem as exc:
-        return problem_as_ack(exc.status, exc.detail)
-    try:
-        msg = read_message(raw)
-        enriched = enrich(msg, kb, settings.max_results)
-    except Er7Error as exc:
-        return _response(build_ack(exc.header, REJECTED, AckError(exc.text, exc.code, exc.where)), 400)
-    except NotInterpretable as exc:
-        return _response(ack_for(raw, REJECTED, AckError(exc.text, exc.code, ("MSH", 1, exc.field))), 422)
-    note_reports(enriched.reports)
-    return _response(enriched.raw, 200, _mime_charset(msg.codec))
+
+def make_door(kb: Knowledge, settings: Settings) -> Door:
+    bp = Blueprint("hl7v2", __name__, url_prefix="/hl7v2")
+    doc = ApiDoc("hl7v2", "HL7 v2: enrich the ORU^R01 result messages laboratories send.", "/hl7v2")
+
+    @bp.post("/interpret")
+    @doc.operation("/interpret", "post", operationId="interpretHl7v2", security=SECURED, requestBody={
+        "required": True, "content": {"text/plain": {"schema": _ORU, "example": EXAMPLE}}}, responses=RESPONSES)
+    def interpret() -> ResponseReturnValue:
+        """Interpret the results of an HL7 v2 ORU^R01 message.
+
+        Each OBX naming one of the service's analytes (by LOINC code, coding system LN, or by name) is
+        classified against the laboratory's OBX-7 interval or the service's own, and gets its flag in
+        OBX-8 and its notes as NTE segments; a result that cannot be interpreted gets an NTE saying why.
+        The answer is in the request's media type and the message's own character set.
+        """
+        try:
+            raw = read_body(settings.max_body_bytes, MEDIA_TYPES)
+        except ApiProblem as exc:
+            return problem_as_ack(exc.status, exc.detail)
+        try:
+            msg = read_message(raw)
+            enriched = enrich(msg, kb, settings.max_results)
+        except Er7Error as exc:
+            return _response(build_ack(exc.header, REJECTED, AckError(exc.text, exc.code, exc.where)), 400)
+        except NotInterpretable as exc:
+            return _response(ack_for(raw, REJECTED, AckError(exc.text, exc.code, ("MSH", 1, exc.field))), 422)
+        metrics.observe_reports(enriched.reports)
+        return _response(enriched.raw, 200, _mime_charset(msg.codec))
+
+    return Door(bp, doc, problem_as_ack)
 
 
 def _mime_charset(codec: str | None) -> str | None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from typing import Any
-from collections.abc import Callable
 
 from marshmallow import Schema, fields
 
@@ -37,11 +36,7 @@ DESCRIPTIONS = {
 }
 
 
-def document_problems(blp: Any, *statuses: int) -> Callable[[Any], Any]:
-    """Decorator documenting problem+json responses for the given status codes."""
-    def decorate(func: Any) -> Any:
-        for status in statuses:
-            func = blp.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_JSON,
-                                    description=DESCRIPTIONS[status])(func)
-        return func
-    return decorate
+def problem_responses(*statuses: int) -> dict[str, Any]:
+    """The OpenAPI responses of these problem+json statuses."""
+    return {str(status): {"description": DESCRIPTIONS[status],
+                          "content": {PROBLEM_JSON: {"schema": ProblemSchema}}} for status in statuses}

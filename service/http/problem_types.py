@@ -1,4 +1,11 @@
-"""Problem type URNs (RFC 9457 `type`), apart from Flask so the command line can use them too."""
+"""RFC 9457 problem documents, apart from Flask so that the command line and the batch use them too."""
+from __future__ import annotations
+
+from typing import Any
+from collections.abc import Iterable
+from http import HTTPStatus
+
+from ..core.errors import Problem
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -12,3 +19,16 @@ TYPES = {
     422: "urn:labinterp:problem:invalid-content",
     500: "urn:labinterp:problem:internal-error",
 }
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_document(status: int, detail: str, problems: Iterable[Problem] = (), title: str | None = None) -> dict[str, Any]:
+    """The one shape of every error the service answers: type, title, status, detail, located errors."""
+    return {"type": TYPES.get(status, "about:blank"), "title": title or _title(status), "status": status,
+            "detail": detail, "errors": [{"pointer": p.pointer(), "message": p.message} for p in problems]}

@@ -1,19 +1,17 @@
-"""RFC 9457 problem details: every error response of the service has this one shape."""
+"""RFC 9457 problem responses: every error of the JSON doors has this one shape."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import Response, json
-from werkzeug.http import HTTP_STATUS_CODES
+from flask import Response
 
 from ..core.errors import Problem
-from .problem_types import PROBLEM_JSON, TYPES
-
-
+from .problem_types import PROBLEM_JSON, problem_document
+from .writer import json_response
 
 
 class ApiProblem(Exception):
-    """Raised by adapters; rendered by the app's error handler."""
+    """Raised by adapters; rendered by the error handler of the door it came through."""
 
     def __init__(self, status: int, detail: str, problems: Iterable[Problem] = (), title: str | None = None):
         super().__init__(detail)
@@ -23,14 +21,4 @@ class ApiProblem(Exception):
 
 def problem_response(status: int, detail: str, problems: Iterable[Problem] = (), title: str | None = None,
                      headers: dict[str, str] | None = None) -> Response:
-    body = {
-        "type": TYPES.get(status, "about:blank"),
-        "title": title or HTTP_STATUS_CODES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "errors": [{"pointer": p.pointer(), "message": p.message} for p in problems],
-    }
-    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    for key, value in (headers or {}).items():
-        resp.headers[key] = value
-    return resp
+    return json_response(problem_document(status, detail, problems, title), status, PROBLEM_JSON, headers)

@@ -9,25 +9,32 @@ import sys
 from datetime import datetime, UTC
 
 import orjson
+from typing import Any
+from collections.abc import Iterable
 
 # Attributes every LogRecord has; anything else on a record was passed as `extra` and is written.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+def entry(created: float, level: str, logger: str, message: str, fields: Iterable[tuple[str, Any]] = ()) -> bytes:
+    """One log line's JSON: {"ts", "level", "logger", "pid", "message", ...fields}. The request log
+    (service/ops/per_request.py) writes it without a LogRecord; every other line comes through
+    JsonFormatter."""
+    line: dict[str, Any] = {"ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+                            "level": level, "logger": logger, "pid": os.getpid(), "message": message}
+    line.update(fields)
+    return orjson.dumps(line, default=str)
+
+
 class JsonFormatter(logging.Formatter):
-    """{"ts", "level", "logger", "pid", "message", ...extra fields}; exceptions by type only."""
+    """`entry` of a LogRecord, with its `extra` fields; exceptions by type only."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name, "pid": record.process,
-            "message": record.getMessage(),
-        }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        fields = [(k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")]
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: an exception's text or traceback locals may quote a patient value.
-            entry["exception"] = record.exc_info[0].__name__
-        return orjson.dumps(entry, default=str).decode()
+            fields.append(("exception", record.exc_info[0].__name__))
+        return entry(record.created, record.levelname.lower(), record.name, record.getMessage(), fields).decode()
 
 
 def log_level() -> str:

@@ -6,11 +6,13 @@ creates a value file of its own; label values come from bounded sets (route temp
 knowledge's analytes and bands, HTTP statuses), never from request content."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from contextvars import ContextVar
 from collections import Counter as Tally
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import disable_created_metrics, multiprocess
@@ -48,6 +50,24 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     _child(LATENCY, route).observe(seconds)
 
 
+class _Tally:
+    total = 0
+
+
+_THIS_REQUEST: ContextVar[_Tally | None] = ContextVar("labinterp_results_of_this_request", default=None)
+
+
+@contextlib.contextmanager
+def results_of_this_request() -> Iterator[_Tally]:
+    """Count the results `observe_reports` sees while a request is answered (for its log line)."""
+    tally = _Tally()
+    token = _THIS_REQUEST.set(tally)
+    try:
+        yield tally
+    finally:
+        _THIS_REQUEST.reset(token)
+
+
 def observe_reports(reports: Iterable[PanelReport]) -> int:
     """Count the results of these reports by analyte and band; returns how many there were."""
     bands: Tally[tuple[str, str]] = Tally()
@@ -61,7 +81,11 @@ def observe_reports(reports: Iterable[PanelReport]) -> int:
         _child(RESULTS, analyte, band).inc(n)
     for analyte, n in critical.items():
         _child(CRITICAL, analyte).inc(n)
-    return sum(bands.values())
+    total = sum(bands.values())
+    tally = _THIS_REQUEST.get()
+    if tally is not None:
+        tally.total += total
+    return total
 
 
 def observe_mllp(ack: str, outcome: str) -> None:

@@ -1,47 +1,70 @@
-"""Per-request bookkeeping: a request id, the time taken (also sent as Server-Timing), one JSON log
-line and the metrics of each request. Views hand their reports over with `note_reports`."""
+"""Per-request bookkeeping as one WSGI middleware: a request id, the time taken (also sent as
+Server-Timing), the headers every answer carries, the request metrics and one JSON log line.
+
+It wraps the Flask app, so it sees every answer, errors included; the route template comes from the
+request Werkzeug keeps in the environ (`werkzeug.request`, which Flask's request populates) while the
+answer starts, before Flask lets go of its request. The log
+line is written straight to stderr in the service's JSON format (service/ops/logs.py): one write per
+line, without the logging machinery on every request. It holds the request id, method, route, status,
+duration and how many results were interpreted; never anything from the request body."""
 from __future__ import annotations
 
-import logging
+import os
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from flask import Flask, Response, g, request
-
-from ..core.report import PanelReport
 from . import metrics
+from .logs import entry, log_level
 
-log = logging.getLogger("labinterp.requests")
+LOGGER = "labinterp.requests"
+REQUEST_ID_KEY = "labinterp.request_id"  # in the WSGI environ, for the app's own error log
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))  # results are patient data
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def note_reports(reports: Iterable[PanelReport]) -> None:
-    """What a view interpreted, for the request's log line and the result metrics."""
-    g.setdefault("reports", []).extend(reports)
+def emit(line: bytes) -> None:
+    """Write one log line to stderr in a single write (lines of several workers never interleave)."""
+    os.write(2, line + b"\n")
 
 
-def install(app: Flask) -> None:
-    """Register first, so that the time and the id cover every other hook (authentication too)."""
+def _route(environ: dict[str, Any]) -> str:
+    request = environ.get("werkzeug.request")
+    rule = getattr(request, "url_rule", None)
+    return rule.rule if rule is not None else "unmatched"
 
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
-    @app.after_request
-    def _finish(resp: Response) -> Response:
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        resp.headers["X-Request-ID"] = request_id
-        resp.headers["Server-Timing"] = f"app;dur={seconds * 1000:.2f}"
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        results = metrics.observe_reports(g.get("reports", ()))
-        metrics.observe_request(route, request.method, resp.status_code, seconds)
-        if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={"request_id": request_id, "method": request.method, "route": route,
-                                       "status": resp.status_code, "duration_ms": round(seconds * 1000, 2),
-                                       "results": results})
-        return resp
+class RequestBookkeeping:
+    def __init__(self, app: WsgiApp):
+        self.app = app
+        self.log_requests = log_level() in ("DEBUG", "INFO")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = request_id
+        answered: list[Any] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seconds = time.perf_counter() - started
+            names = {"x-request-id", "server-timing", *(name.lower() for name, _ in ALWAYS)}
+            headers[:] = [h for h in headers if h[0].lower() not in names]
+            headers += [*ALWAYS, ("X-Request-ID", request_id), ("Server-Timing", f"app;dur={seconds * 1000:.2f}")]
+            answered[:] = [int(status[:3]), int(seconds * 1e9), _route(environ)]
+            return start_response(status, headers, exc_info)
+
+        with metrics.results_of_this_request() as counted:
+            body = self.app(environ, start)
+        status, nanoseconds, route = answered or (500, int((time.perf_counter() - started) * 1e9), "unmatched")
+        method = environ.get("REQUEST_METHOD", "")
+        metrics.observe_request(route, method, status, nanoseconds / 1e9)
+        if self.log_requests:
+            emit(entry(time.time(), "info", LOGGER, "request", (
+                ("request_id", request_id), ("method", method), ("route", route), ("status", status),
+                ("duration_ms", round(nanoseconds / 1e6, 2)), ("results", counted.total))))
+        return body

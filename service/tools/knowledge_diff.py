@@ -13,6 +13,7 @@ from typing import Any
 from collections.abc import Iterable
 
 from ..core.knowledge import Knowledge
+from ..panels import Panels, outcome_document
 
 
 @dataclass
@@ -84,13 +85,13 @@ def _compare_results(d: KnowledgeDiff, index: int, old: dict[str, Any], new: dic
         a.examples.append(_example(index, old, new))
 
 
-def compare(panels: Iterable[Any], old: Any, new: Any, old_kb: Knowledge, new_kb: Knowledge,
+def compare(panels: Iterable[Any], old: Panels, new: Panels, old_kb: Knowledge, new_kb: Knowledge,
             examples: int = 3) -> KnowledgeDiff:
-    """`old` and `new` interpret one panel body each (an Interpreter per folder)."""
+    """`old` and `new` interpret one panel body each (the application layer of each folder)."""
     d = KnowledgeDiff(old_kb.version, new_kb.version)
     for index, body in enumerate(panels):
         d.panels += 1
-        before, after = old.one(index, body), new.one(index, body)
+        before, after = outcome_document(index, old.interpret(body)), outcome_document(index, new.interpret(body))
         ok_before, ok_after = before["status"] == 200, after["status"] == 200
         if not (ok_before and ok_after):
             d.refused_by_both += not ok_before and not ok_after

@@ -1,20 +1,18 @@
 """GET / and POST /: the clinician form and its results page, rendered from the core's report.
 
-A thin adapter: form -> the API's panel JSON -> the same parse and core as POST /v1/interpretations
+A thin adapter: form -> the JSON panel -> the application layer, as POST /v1/interpretations
 -> HTML. HTML pages, not part of the JSON contract (openapi.yaml); see docs/clinician-form.md.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
-from marshmallow import Schema
+from flask import Blueprint, Response, render_template, request
 
-from ..api.interpretations.adapter import parse_panel
-from ..core import InputError, interpret_panel
-from ..ops.per_request import note_reports
 from ..core.knowledge import Knowledge
 from ..core.report import PanelReport
+from ..http.door import Door
+from ..panels import Panels
 from . import form as webform
 from . import rangebar
 
@@ -49,41 +47,30 @@ def _too_large(limit: int) -> bool:
     return len(request.get_data(cache=True)) > limit
 
 
-def make_blueprint(schemas: dict[str, Any]) -> Blueprint:
+def make_door(panels: Panels, max_body_bytes: int) -> Door:
+    """HTML pages, not part of the JSON contract: a door without an ApiDoc."""
+    kb, max_string = panels.kb, panels.limits.max_string_length
     bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                    static_url_path="/assets")
-    panel_schema: Schema = schemas["Panel"]()
-    result_schema: Schema = schemas["ResultInput"]()
 
     @bp.get("/")
     def form() -> Response:
-        kb: Knowledge = current_app.extensions["labinterp.knowledge"]
         return _page(_render_form(kb, {}, {}))
 
     @bp.post("/")
     def interpret() -> Response:
-        kb: Knowledge = current_app.extensions["labinterp.knowledge"]
-        settings = current_app.extensions["labinterp.settings"]
-        if _too_large(settings.max_body_bytes):
-            message = f"the form sent is larger than {settings.max_body_bytes} bytes; nothing was interpreted"
+        if _too_large(max_body_bytes):
+            message = f"the form sent is larger than {max_body_bytes} bytes; nothing was interpreted"
             return _page(_render_form(kb, {}, {webform.FORM_ERROR: [message]}), 413)
-        single = {k: v[:settings.max_string_length] for k, v in request.form.items()}
+        single = {k: v[:max_string] for k, v in request.form.items()}
         lists = {k: request.form.getlist(k) for k in webform.LIST_FIELDS}
         values: dict[str, Any] = {**single, **lists}
         parsed = webform.to_panel_json(single, lists, kb)
-        problems: list = []
-        report = None
-        try:
-            panel = parse_panel(parsed.body, panel_schema, result_schema, kb, settings.max_results)
-            report = interpret_panel(panel, kb)
-            note_reports([report])
-        except InputError as exc:
-            problems = list(exc.problems)
-        errors = webform.field_errors(problems, parsed, kb)
-        if errors:
+        outcome = panels.interpret(parsed.body)
+        errors = webform.field_errors(list(outcome.problems), parsed, kb)
+        if errors or outcome.report is None:
             return _page(_render_form(kb, values, errors), 422)
-        assert report is not None
-        bars = {r.id: rangebar.build(r, kb.analytes[r.analyte]) for r in report.results}
-        return _page(_render_form(kb, values, {}, report, bars))
+        bars = {r.id: rangebar.build(r, kb.analytes[r.analyte]) for r in outcome.report.results}
+        return _page(_render_form(kb, values, {}, outcome.report, bars))
 
-    return bp
+    return Door(bp)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint
 
 from ...core.knowledge import Analyte, Knowledge, Limits
-from ...http.problem_docs import document_problems
+from ...http.contract import SECURED, ApiDoc, response
+from ...http.door import Door
+from ...http.writer import json_response
 from .schemas import CatalogueSchema
 
 
@@ -45,15 +46,16 @@ def describe(a: Analyte, kb: Knowledge) -> dict[str, Any]:
     }
 
 
-blp = Blueprint("analytes", __name__, url_prefix="/v1", description="The analytes and the knowledge behind them.")
+def make_door(kb: Knowledge) -> Door:
+    bp = Blueprint("analytes", __name__, url_prefix="/v1")
+    doc = ApiDoc("analytes", "The analytes and the knowledge behind them.", "/v1")
+    catalogue = {"knowledge_version": kb.version, "analytes": [describe(a, kb) for a in kb.analytes.values()]}
 
+    @bp.get("/analytes")
+    @doc.operation("/analytes", "get", (401, 500), operationId="listAnalytes", security=SECURED,
+                   responses={"200": response("The analyte catalogue.", CatalogueSchema)})
+    def list_analytes() -> ResponseReturnValue:
+        """List the analytes, their accepted units, reference limits and sources."""
+        return json_response(catalogue)
 
-@blp.route("/analytes", methods=["GET"])
-@blp.doc(operationId="listAnalytes", security=[{"apiKey": []}])
-@blp.alt_response(200, schema=CatalogueSchema, success=True, description="The analyte catalogue.")
-@document_problems(blp, 401, 500)
-def list_analytes() -> ResponseReturnValue:
-    """List the analytes, their accepted units, reference limits and sources."""
-    kb: Knowledge = current_app.extensions["labinterp.knowledge"]
-    return jsonify({"knowledge_version": kb.version,
-                    "analytes": [describe(a, kb) for a in kb.analytes.values()]})
+    return Door(bp, doc)

@@ -5,11 +5,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError
 
-from ...core import Context, InputError, LabRange, PanelInput, Patient, Problem, ResultInput
-from ...core.errors import flatten_messages
-from ...core.interpret import result_problems
-from ...core.knowledge import Knowledge
-from ..fastload import Fallback, fast_load
+from ..core import Context, InputError, LabRange, PanelInput, Patient, Problem, ResultInput
+from ..core.errors import flatten_messages
+from ..core.interpret import result_problems
+from ..core.knowledge import Knowledge
 
 
 def to_result(d: dict[str, Any]) -> ResultInput:
@@ -48,10 +47,6 @@ def parse_panel(body: Any, panel_schema: Schema, result_schema: Schema, kb: Know
     if isinstance(results, list) and len(results) > max_results:
         # Checked first and alone: a huge list is refused without looking at its items.
         raise InputError([Problem(("results",), f"at most {max_results} results per panel; got {len(results)}")])
-    try:
-        return to_panel(fast_load(panel_schema, body))
-    except Fallback:
-        pass
     try:
         return to_panel(panel_schema.load(body))
     except ValidationError as exc:

@@ -1,0 +1,98 @@
+"""The JSON panel's request schemas, built from the knowledge (its enums) and the limits; marshmallow
+checks shape here, the core checks content (service/core/values.py, interpret.py)."""
+from __future__ import annotations
+
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..core.knowledge import Knowledge
+from ..core.strict import StrictSchema
+from ..core.values import CENSORED_PATTERN, MAX_VALUE
+from ..core.vocabulary import COMPARATORS, Vocabulary
+from .fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
+
+
+
+def _no_repeats(items: list[str]) -> None:
+    if len(set(items)) != len(items):
+        raise ValidationError("Items must be unique.")
+
+
+def _unique_list(choices: tuple[str, ...], description: str) -> fields.List:
+    return fields.List(fields.String(validate=validate.OneOf(choices)),
+                       validate=[validate.Length(max=len(choices)), _no_repeats],
+                       load_default=list, metadata={"description": description, "uniqueItems": True})
+
+
+class SpecimenSchema(StrictSchema):
+    hemolyzed = StrictBoolean(load_default=False, metadata={"description": "The laboratory reported hemolysis."})
+
+
+def _terms(vocabulary: Vocabulary, kind: str) -> str:
+    return "; ".join(f"`{t.id}`: {t.label}" for t in vocabulary.terms[kind])
+
+
+def _context_schemas(v: Vocabulary) -> tuple[type[Schema], type[Schema]]:
+    """Patient and context, with the enums and their words from the knowledge's vocabulary."""
+
+    class PatientSchema(StrictSchema):
+        age_years = StrictFloat(validate=validate.Range(min=0, max=130), metadata={"description": "Age in years."})
+        sex = fields.String(validate=validate.OneOf(v.ids("sex")), metadata={"description": _terms(v, "sex")})
+
+    class ContextSchema(StrictSchema):
+        b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
+        b12_therapy_started_at = fields.AwareDateTime(metadata={
+            "description": "When replacement for a B12 deficiency began (RFC 3339): the first days of treatment "
+                           "are when potassium may fall."})
+        medications = _unique_list(v.ids("medications"), "Current medications, by class: " + _terms(v, "medications"))
+        diet = fields.String(validate=validate.OneOf(v.ids("diet")), metadata={"description": _terms(v, "diet")})
+        symptoms = _unique_list(v.ids("symptoms"), "Symptoms reported: " + _terms(v, "symptoms"))
+        conditions = _unique_list(v.ids("conditions"), "Known conditions: " + _terms(v, "conditions"))
+        specimen = fields.Nested(SpecimenSchema)
+
+    PatientSchema.__name__, ContextSchema.__name__ = "Patient", "Context"
+    return PatientSchema, ContextSchema
+
+
+def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, type[Schema]]:
+    """Build the request schema for this knowledge and these limits (enums come from the knowledge)."""
+    PatientSchema, ContextSchema = _context_schemas(kb.vocabulary)
+    names = sorted({n for a in kb.analytes.values() for n in (a.id, *a.aliases)})
+    codes = sorted(kb.by_loinc)
+    units = sorted({s for u in kb.units.units.values() for s in (u.id, u.ucum, *u.spellings)})
+    value_doc = {"oneOf": [{"type": "number", "minimum": 0, "maximum": MAX_VALUE},
+                           {"type": "string", "pattern": CENSORED_PATTERN, "maxLength": 40}],
+                 "description": "The result: a number, or a censored value such as \"<50\" or \">=2000\"."}
+
+    class LabRangeSchema(StrictSchema):
+        low = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
+        high = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
+        unit = Text(validate=validate.Length(min=1, max=32), metadata={
+            "description": "Unit of low and high; defaults to the result's unit.", "examples": units[:3]})
+        text = Text(validate=validate.Length(max=max_string))
+
+    class ResultSchema(StrictSchema):
+        id = Text(validate=validate.Length(min=1, max=64),
+                  metadata={"description": "Caller's id, echoed back; generated when absent. Unique per panel."})
+        analyte = Text(validate=validate.Length(min=1, max=64), metadata={
+            "description": "Analyte id or alias (case-insensitive). Give this or `code`.",
+            "x-known-values": names})
+        code = Text(validate=validate.Length(min=1, max=16), metadata={
+            "description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
+        value = NumberOrCensored(required=True, metadata=value_doc)
+        comparator = fields.String(validate=validate.OneOf(COMPARATORS))
+        unit = Text(required=True, validate=validate.Length(min=1, max=32), metadata={
+            "description": "Unit, in a common spelling or as a UCUM code (case-insensitive).",
+            "x-known-values": units})
+        reference_range = fields.Nested(LabRangeSchema, metadata={
+            "description": "The laboratory's own reference interval; replaces the default normal limits."})
+
+    class PanelSchema(StrictSchema):
+        patient = fields.Nested(PatientSchema)
+        context = fields.Nested(ContextSchema)
+        collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
+        results = fields.List(fields.Nested(ResultSchema), required=True,
+                              validate=validate.Length(min=1, max=max_results))
+
+    LabRangeSchema.__name__, ResultSchema.__name__, PanelSchema.__name__ = "LabRange", "ResultInput", "Panel"
+    return {"LabRange": LabRangeSchema, "ResultInput": ResultSchema, "Panel": PanelSchema}
