@@ -220,5 +220,6 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
         rules = kb.notes_for(fact.analyte, fact.band)
         notes = _notes(rules, env._replace(this=fact)) if rules else ()
         final.append(ResultReport(*head, notes, fact.implausible))  # type: ignore[call-arg]  # head: the first 12 fields
-    panel_notes = _notes(kb.panel_notes, env)
+    present = {fact.analyte for fact in facts}
+    panel_notes = _notes(tuple(r for r in kb.panel_notes if r.needs <= present), env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer, tuple(derived.values()))

@@ -24,7 +24,7 @@ from .errors import KnowledgeError, flatten_messages
 from .identify import clean_identities
 from .report import Citation, Note
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
-from .rules import PLACEHOLDERS, Predicate, RuleError, RuleScope, bands_needed, compile_condition
+from .rules import PLACEHOLDERS, Predicate, RuleError, RuleScope, analytes_needed, bands_needed, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors, property_of_kind
 from .vocabulary import Term, Vocabulary
 
@@ -166,6 +166,7 @@ class NoteRule:
     citations: tuple[Citation, ...] = ()  # the references with their titles, for people
     rationale: str | None = None
     when: Any = None  # the condition as written, for the rule table
+    needs: frozenset[str] = frozenset()  # analytes without a result of which it cannot fire
 
     @functools.cached_property
     def note(self) -> Note:
@@ -454,7 +455,8 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
         rules.append(NoteRule(r["id"], r["scope"], r["analyte"] if r.get("analyte") else None, r["severity"],
                               r["text"].strip(), tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test,
                               bands_needed(r["when"]) if r["scope"] == "result" else None,
-                              _citations(r["sources"], seed_titles, sources), r.get("rationale"), r["when"]))
+                              _citations(r["sources"], seed_titles, sources), r.get("rationale"), r["when"],
+                              analytes_needed(r["when"])))
     return tuple(rules)
 
 

@@ -311,6 +311,21 @@ PLACEHOLDERS: Mapping[str, Callable[[Env], str | None]] = MappingProxyType({
 })
 
 
+def analytes_needed(cond: Any) -> frozenset[str]:
+    """The analytes a condition cannot hold without (a result of each in the panel), so that a panel's
+    rules can be skipped when one is missing instead of being tried. Read from a compiled condition."""
+    (key, arg), = cond.items()
+    if key in ("result", "any_result"):
+        return frozenset((arg["analyte"],)) if key == "result" else frozenset()
+    if key == "has_result":
+        return frozenset((arg,))
+    if key == "all":
+        return frozenset().union(*(analytes_needed(c) for c in arg))
+    if key == "any":
+        return frozenset.intersection(*(analytes_needed(c) for c in arg))
+    return frozenset()
+
+
 def bands_needed(cond: Any) -> frozenset[str] | None:
     """The bands a result-scope condition can hold for (None: it does not say), so that a result's
     rules can be looked up by its band instead of all being tried. Read from an already-compiled

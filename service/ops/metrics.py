@@ -6,13 +6,12 @@ creates a value file of its own; label values come from bounded sets (route temp
 knowledge's analytes and bands, HTTP statuses), never from request content."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from collections import Counter as Tally
 from typing import Any
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import disable_created_metrics, multiprocess
@@ -50,22 +49,29 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     _child(LATENCY, route).observe(seconds)
 
 
-class _Tally:
-    total = 0
+class RequestTally:
+    """The results `observe_reports` saw while one request was answered (for its log line)."""
+
+    __slots__ = ("token", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.token: Token[RequestTally | None] | None = None
 
 
-_THIS_REQUEST: ContextVar[_Tally | None] = ContextVar("labinterp_results_of_this_request", default=None)
+_THIS_REQUEST: ContextVar[RequestTally | None] = ContextVar("labinterp_results_of_this_request", default=None)
 
 
-@contextlib.contextmanager
-def results_of_this_request() -> Iterator[_Tally]:
-    """Count the results `observe_reports` sees while a request is answered (for its log line)."""
-    tally = _Tally()
-    token = _THIS_REQUEST.set(tally)
-    try:
-        yield tally
-    finally:
-        _THIS_REQUEST.reset(token)
+def count_results() -> RequestTally:
+    """Start counting the results of the request being answered; `stop_counting` when it is."""
+    tally = RequestTally()
+    tally.token = _THIS_REQUEST.set(tally)
+    return tally
+
+
+def stop_counting(tally: RequestTally) -> None:
+    if tally.token is not None:
+        _THIS_REQUEST.reset(tally.token)
 
 
 def observe_reports(reports: Iterable[PanelReport]) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ LOGGER = "labinterp.requests"
 REQUEST_ID_KEY = "labinterp.request_id"  # in the WSGI environ, for the app's own error log
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))  # results are patient data
+_OURS = frozenset({"x-request-id", "server-timing", *(name.lower() for name, _ in ALWAYS)})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -46,20 +46,22 @@ class RequestBookkeeping:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else os.urandom(16).hex()
         environ[REQUEST_ID_KEY] = request_id
         answered: list[Any] = []
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             seconds = time.perf_counter() - started
-            names = {"x-request-id", "server-timing", *(name.lower() for name, _ in ALWAYS)}
-            headers[:] = [h for h in headers if h[0].lower() not in names]
+            headers[:] = [h for h in headers if h[0].lower() not in _OURS]
             headers += [*ALWAYS, ("X-Request-ID", request_id), ("Server-Timing", f"app;dur={seconds * 1000:.2f}")]
             answered[:] = [int(status[:3]), int(seconds * 1e9), _route(environ)]
             return start_response(status, headers, exc_info)
 
-        with metrics.results_of_this_request() as counted:
+        counted = metrics.count_results()
+        try:
             body = self.app(environ, start)
+        finally:
+            metrics.stop_counting(counted)
         status, nanoseconds, route = answered or (500, int((time.perf_counter() - started) * 1e9), "unmatched")
         method = environ.get("REQUEST_METHOD", "")
         metrics.observe_request(route, method, status, nanoseconds / 1e9)

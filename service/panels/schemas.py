@@ -91,8 +91,8 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
         patient = fields.Nested(PatientSchema)
         context = fields.Nested(ContextSchema)
         collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
-        results = fields.List(fields.Nested(ResultSchema), required=True,
-                              validate=validate.Length(min=1, max=max_results))
+        # Nested(many=True) rather than List(Nested): one load of the result schema for the whole list.
+        results = fields.Nested(ResultSchema, many=True, required=True, validate=validate.Length(min=1, max=max_results))
 
     LabRangeSchema.__name__, ResultSchema.__name__, PanelSchema.__name__ = "LabRange", "ResultInput", "Panel"
     return {"LabRange": LabRangeSchema, "ResultInput": ResultSchema, "Panel": PanelSchema}
