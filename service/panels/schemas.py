@@ -74,14 +74,15 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
     class ResultSchema(StrictSchema):
         id = Text(validate=validate.Length(min=1, max=64),
                   metadata={"description": "Caller's id, echoed back; generated when absent. Unique per panel."})
-        analyte = Text(validate=validate.Length(min=1, max=64), metadata={
+        # Analyte, code and unit are checked against the knowledge's allowlists by the core
+        # (service/core/identify.py): any other string, however long or odd, is refused there by name.
+        analyte = fields.String(metadata={
             "description": "Analyte id or alias (case-insensitive). Give this or `code`.",
             "x-known-values": names})
-        code = Text(validate=validate.Length(min=1, max=16), metadata={
-            "description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
+        code = fields.String(metadata={"description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
         value = NumberOrCensored(required=True, metadata=value_doc)
         comparator = fields.String(validate=validate.OneOf(COMPARATORS))
-        unit = Text(required=True, validate=validate.Length(min=1, max=32), metadata={
+        unit = fields.String(required=True, metadata={
             "description": "Unit, in a common spelling or as a UCUM code (case-insensitive).",
             "x-known-values": units})
         reference_range = fields.Nested(LabRangeSchema, metadata={
