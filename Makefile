@@ -80,7 +80,7 @@ axe-deps:
 # ruff (pyproject.toml [tool.ruff]), mypy ([tool.mypy]) and import-linter's layer contracts
 # ([tool.importlinter]); part of `make test`.
 lint: install-test
-	$(BIN)/ruff check service tests bench fuzz gunicorn.conf.py
+	$(BIN)/ruff check service tests bench gunicorn.conf.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -89,7 +89,7 @@ test: install-test lint browser-deps nginx-deps axe-deps
 
 # A longer fuzz run of the request, censored-value and unit parsers (FUZZ_EXAMPLES to change its size).
 fuzz: install-test
-	$(BIN)/python fuzz/fuzz_parsers.py
+	$(BIN)/python -m tests.fuzz_run
 
 # Figures of bench/run.py (wrk from Debian; installed as root when missing). Never part of `make test`.
 bench-deps:

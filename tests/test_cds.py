@@ -8,10 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .core_helpers import load_yaml
+from service.core import load_knowledge
+
+from .core_helpers import RANGES, load_yaml
 from .fhir_fixtures import b12_administration, observation, patient
 
-ANALYTE_KEYS = ["vitamin_b12", "potassium", "magnesium", "calcium", "albumin"]
+ANALYTE_KEYS = list(load_knowledge(RANGES).analytes)  # one prefetch key per analyte of the knowledge
 CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
 URL = "/cds-services/labinterp-panel"
 

@@ -6,6 +6,8 @@ text names the file and the field. LABINTERP_RANGES_DIR selects a laboratory's o
 from __future__ import annotations
 
 import pytest
+
+from service.config import Settings
 import yaml
 
 from service.core import KnowledgeError, load_knowledge
@@ -243,7 +245,7 @@ def test_ranges_dir_env_var_selects_a_labs_copy(tmp_path, monkeypatch):
     h.edit_yaml(d, "potassium.yaml", _set("reference_interval.high", 5.0))
     h.edit_yaml(d, "knowledge.yaml", _set("version", "lab-test-2026.1"))
     monkeypatch.setenv("LABINTERP_RANGES_DIR", str(d))
-    lab_kb = load_knowledge()
+    lab_kb = load_knowledge(Settings.from_env().ranges_dir)  # the setting, read once, passed in
     assert lab_kb.directory == d
     p = h.panel(h.R("potassium", 5.05))
     report = h.run(p, lab_kb)
@@ -262,13 +264,15 @@ def test_ranges_dir_env_var_pointing_at_a_broken_copy_fails(tmp_path, monkeypatc
     h.edit_yaml(d, "potassium.yaml", _set("reference_interval.high", "high"))
     monkeypatch.setenv("LABINTERP_RANGES_DIR", str(d))
     with pytest.raises(KnowledgeError) as ei:
-        load_knowledge()
+        load_knowledge(Settings.from_env().ranges_dir)
     assert "potassium.yaml" in str(ei.value)
 
 
-def test_explicit_directory_wins_over_env_var(tmp_path, monkeypatch):
+def test_the_core_reads_no_environment_variable(tmp_path, monkeypatch):
+    """The folder is a setting passed in; the core never reads LABINTERP_RANGES_DIR behind the caller's back."""
     monkeypatch.setenv("LABINTERP_RANGES_DIR", str(tmp_path / "nope"))
     assert load_knowledge(h.RANGES).version == h.raw_knowledge()["version"]
+    assert load_knowledge().directory == h.RANGES.resolve()
 
 
 def _condition_terms(cond, found):

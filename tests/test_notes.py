@@ -320,7 +320,7 @@ def test_acceptance_panel_b12_injection_and_low_electrolytes():
 
 # ------------------------------------------------------------------ albumin-adjusted calcium
 
-ADJ = h.raw_analyte("calcium")["albumin_adjustment"]
+ADJ = h.raw_analyte("calcium")["adjustment"]
 
 
 @pytest.mark.parametrize("ca, ca_unit, alb, alb_unit", [
@@ -331,7 +331,7 @@ def test_albumin_adjusted_calcium_value(ca, ca_unit, alb, alb_unit):
     # Ca_corr (mg/dL) = Ca + coefficient x (nominal - albumin g/dL) [S62]; unit factors: published
     ca_mg = ca / 0.2495 if ca_unit == "mmol/L" else ca
     alb_g_dl = alb / 10 if alb_unit.lower() == "g/l" else alb
-    expected = ca_mg + ADJ["coefficient"] * (ADJ["nominal_albumin"] - alb_g_dl)
+    expected = ca_mg + ADJ["coefficient"] * (ADJ["nominal"] - alb_g_dl)
     report = h.run(P(R("calcium", ca, ca_unit), R("albumin", alb, alb_unit)))
     note = next(n for n in report.notes if n.id == "albumin-adjusted-calcium")
     m = re.search(r"(\d+\.\d) mg/dL", note.text)

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from service.core import load_knowledge
-from service.web.form import FORM_ANALYTES, LIST_FIELDS, OPTIONAL_ANALYTES, field_labels
+from service.web.form import LIST_FIELDS, analyte_fields, field_labels
 
 from .browser import accessibility_nodes, all_accessible_names
 from .conftest import ROOT
@@ -46,7 +46,7 @@ def analyte_label(analyte: str) -> str:
 
 
 def value_box(page, analyte: str):
-    optional = " (optional)" if analyte in OPTIONAL_ANALYTES else ""
+    optional = " (optional)" if analyte in KB.adjusting else ""
     return page.get_by_role("textbox", name=f"{analyte_label(analyte)} value{optional}", exact=True)
 
 
@@ -162,8 +162,8 @@ def test_every_control_has_a_name_of_its_own_that_holds_its_visible_label(page, 
     names = {c["attributes"]["id"]: c["name"] for c in controls if "id" in c["attributes"]}
     assert sorted(n for n in names.values() if list(names.values()).count(n) > 1) == []
     assert {i: n for i, n in names.items() if n != visible.get(i)} == {}  # the name is the visible label
-    for analyte in FORM_ANALYTES:
-        optional = " (optional)" if analyte in OPTIONAL_ANALYTES else ""
+    for analyte in (f.analyte for f in analyte_fields(KB)):
+        optional = " (optional)" if analyte in KB.adjusting else ""
         assert names[f"{analyte}_value"] == f"{KB.analytes[analyte].name} value{optional}"
         assert names[f"{analyte}_unit"] == f"{KB.analytes[analyte].name} unit"
     assert "Vitamin B12 (cobalamin) value" in names.values()

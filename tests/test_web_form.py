@@ -23,7 +23,7 @@ SEXES, DIETS, MEDICATIONS, SYMPTOMS, CONDITIONS = (
 from .conftest import make_app
 from .core_helpers import load_yaml
 
-FORM_ANALYTES = ["vitamin_b12", "potassium", "magnesium", "calcium", "albumin"]
+FORM_ANALYTES = list(load_knowledge(RANGES).analytes)  # every analyte of the knowledge, in its order
 
 
 class Page(HTMLParser):

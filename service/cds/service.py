@@ -17,7 +17,6 @@ from ..fhir import FhirError, Mapped, check, component_for, entry_index, interpr
 
 SERVICE_ID = "labinterp-panel"
 HOOK = "patient-view"
-ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
 CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
 SUMMARY_MAX = 139  # the spec: a one-sentence summary of fewer than 140 characters
 # A result's standing as a card indicator; a note's severity (info|warning|critical) is one already.
@@ -44,7 +43,8 @@ class PrefetchInvalid(Exception):
 
 
 def analyte_keys(kb: Knowledge) -> tuple[str, ...]:
-    return tuple(a for a in ANALYTES if a in kb.analytes)
+    """One prefetch key per analyte of the knowledge, named by its id."""
+    return tuple(kb.analytes)
 
 
 def discovery(kb: Knowledge) -> dict[str, Any]:

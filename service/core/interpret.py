@@ -11,15 +11,14 @@ from .identify import identify
 from .knowledge import LAB_SOURCE, Analyte, Knowledge, NoteRule, load_knowledge
 from .model import LabRange, PanelInput, Patient, ResultInput
 from .report import DerivedValue, Note, PanelReport, RangeUsed, ResultReport, is_exact
-from .rules import PLACEHOLDERS, Env, Fact
+from .rules import Env, Fact, placeholder_text
 from .units import Unit
-from .values import parse_value
-from .vocabulary import COMPARATORS
+from .values import ComparatorError, parse_value
 
 
 @functools.lru_cache(maxsize=1)
 def default_knowledge() -> Knowledge:
-    """The knowledge of LABINTERP_RANGES_DIR (or the bundled folder), loaded once per process."""
+    """The bundled knowledge, loaded once per process (for callers of the core that name none)."""
     return load_knowledge()
 
 
@@ -73,13 +72,12 @@ def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Prob
     analyte, unit, loinc, found = identify(item.analyte, item.code, item.unit, kb)
     problems = list(found)
     value, comparator = 0.0, None
-    if item.comparator is not None and item.comparator not in COMPARATORS:
-        problems.append(Problem(("comparator",), f"must be one of {list(COMPARATORS)}"))
-    else:
-        try:
-            value, comparator = parse_value(item.value, item.comparator)
-        except ValueError as exc:
-            problems.append(Problem(("value",), str(exc)))
+    try:
+        value, comparator = parse_value(item.value, item.comparator)
+    except ComparatorError as exc:
+        problems.append(Problem(("comparator",), str(exc)))
+    except ValueError as exc:
+        problems.append(Problem(("value",), str(exc)))
     lab_range = None
     if item.reference_range is not None and analyte is not None:
         lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, ("reference_range",))
@@ -135,23 +133,29 @@ def _lab_interval(lab: tuple[float | None, float | None, str], default: Interval
     return Interval(low, high, "laboratory", low_source, high_source)
 
 
-def _albumin_adjusted(classified: list[tuple[Fact, tuple]], kb: Knowledge,
-                      intervals: dict[str, Interval]) -> DerivedValue | None:
-    """Total calcium adjusted for albumin (the analyte file's coefficient and nominal albumin), from
-    exact results of the same panel, classified against the interval applied to that calcium."""
-    ca = next((head for fact, head in classified if fact.analyte == "calcium" and fact.exact), None)
-    alb = next((head for fact, head in classified if fact.analyte == "albumin" and fact.exact), None)
-    calcium = kb.analytes.get("calcium")
-    if ca is None or alb is None or calcium is None or not calcium.albumin_adjustment:
-        return None
-    adj = calcium.albumin_adjustment
-    value = ca[6] + adj["coefficient"] * (adj["nominal_albumin"] - alb[6])
-    text = f"{value:.1f} {calcium.canonical_unit}"
-    if "mmol/L" in calcium.factors:
-        text += f" ({value / calcium.factors['mmol/L']:.2f} mmol/L)"
-    c = classify_point(calcium, value, intervals[ca[0]], None)
-    return DerivedValue("albumin_adjusted_calcium", value, calcium.canonical_unit, "calcium", c.band, c.flag,
-                        (ca[0], alb[0]), text)
+def _adjusted(classified: list[tuple[Fact, tuple]], kb: Knowledge,
+               intervals: dict[str, Interval]) -> dict[str, DerivedValue]:
+    """Each analyte's `adjustment` (e.g. total calcium for albumin: value + coefficient x (nominal -
+    other)), from the first exact result of each in the panel, classified against the interval applied
+    to the adjusted result."""
+    first: dict[str, tuple] = {}
+    for fact, head in classified:
+        if fact.exact:
+            first.setdefault(fact.analyte, head)
+    out: dict[str, DerivedValue] = {}
+    for analyte in kb.adjusted:
+        adj = analyte.adjustment
+        own, other = first.get(analyte.id), first.get(adj["by"])  # type: ignore[index]
+        if own is None or other is None:
+            continue
+        value = own[6] + adj["coefficient"] * (adj["nominal"] - other[6])  # type: ignore[index]
+        text = f"{value:.1f} {analyte.canonical_unit}"
+        if "mmol/L" in analyte.factors and analyte.canonical_unit != "mmol/L":
+            text += f" ({value / analyte.factors['mmol/L']:.2f} mmol/L)"
+        c = classify_point(analyte, value, intervals[own[0]], None)
+        out[adj["id"]] = DerivedValue(adj["id"], value, analyte.canonical_unit, analyte.id, c.band, c.flag,  # type: ignore[index]
+                                      (own[0], other[0]), text)
+    return out
 
 
 def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
@@ -161,7 +165,7 @@ def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
             if rule.test(env):
                 notes.append(rule.note)
             continue
-        values = {p: PLACEHOLDERS[p](env) for p in rule.placeholders}
+        values = {p: placeholder_text(p, env) for p in rule.placeholders}
         if None not in values.values() and rule.test(env):
             notes.append(Note(rule.id, rule.severity, rule.text.format_map(values), rule.references, rule.citations))
     return tuple(notes)
@@ -181,9 +185,10 @@ def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
     fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band, c.implausible), c.implausible)
     low, high, unit_text = interval.low, interval.high, item.unit or r.unit.id
     cited = kb.range_source(interval.low_source, interval.high_source)
+    lab_text = item.reference_range.text if r.lab_range is not None and item.reference_range is not None else None
     used = RangeUsed(low, high, analyte.canonical_unit,
                      None if low is None else low / factor, None if high is None else high / factor,
-                     unit_text, interval.origin, cited.text, critical, cited.citations)
+                     unit_text, interval.origin, cited.text, critical, cited.citations, lab_text)
     return fact, (rid, analyte.id, r.loinc, item.value, r.comparator, unit_text, canonical,
                   analyte.canonical_unit, c.band, c.flag, c.critical, used), interval
 
@@ -211,9 +216,8 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     classified = [_classify(rid, item, r, panel.patient, kb) for rid, item, r in resolved]
     facts = [fact for fact, _, _ in classified]
     collected = panel.collected_at or now or datetime.now(UTC)
-    adjusted = _albumin_adjusted([(f, head) for f, head, _ in classified], kb,
-                                 {head[0]: interval for _, head, interval in classified})
-    derived = {adjusted.id: adjusted} if adjusted else {}
+    derived = _adjusted([(f, head) for f, head, _ in classified], kb,
+                        {head[0]: interval for _, head, interval in classified}) if kb.adjusted else {}
     env = Env(facts, panel.patient, panel.context, collected, derived)
     final = []
     for fact, head, _ in classified:

@@ -31,7 +31,6 @@ from .vocabulary import Term, Vocabulary
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "reference_ranges"
 RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml",
                   "vocabulary.yaml"}
-DERIVED_VALUES = ("albumin_adjusted_calcium",)
 SEED_KIND = "consumer"  # the seed documents are consumer texts: facts from them need a clinical source too
 
 
@@ -138,7 +137,7 @@ class Analyte:
     critical: Limits | None
     implausible: Limits
     bands: Bands
-    albumin_adjustment: Mapping[str, Any] | None
+    adjustment: Mapping[str, Any] | None  # a derived value: adjusted for another analyte (its `by`)
     sources: Mapping[str, str]  # field -> source tag, for the catalogue endpoint
     critical_alternatives: tuple[Limits, ...] = ()  # documented, not applied (a lab may select one)
 
@@ -209,6 +208,8 @@ class Knowledge:
     panel_notes: tuple[NoteRule, ...]
     rules_by_band: Mapping[tuple[str, str], tuple[NoteRule, ...]]  # (analyte, band) -> result rules
     range_sources: Mapping[tuple[str | None, str | None], RangeSource]
+    adjusted: tuple[Analyte, ...]  # the analytes with an `adjustment` (a derived value)
+    adjusting: frozenset[str]  # the analytes another one is adjusted by
     # (analyte, code, unit) exactly as the files spell them -> their resolution (core.identify).
     identities: Mapping[tuple[str | None, str | None, str | None], Any] = field(
         default_factory=lambda: MappingProxyType({}))
@@ -351,7 +352,7 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
         tags |= _limit_tags(key, raw.get(key))
     for i, alt in enumerate(raw["critical_alternatives"]):
         tags |= _limit_tags(f"critical_alternatives[{i}]", alt)
-    for key in ("molar_mass", "valence", "albumin_adjustment"):
+    for key in ("molar_mass", "valence", "adjustment"):
         if raw.get(key):
             tags[f"{key}.source"] = raw[key]["source"]
     for i, code in enumerate(raw["loinc"]):
@@ -402,7 +403,7 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
         bands=Bands(b["below"], b["within"], b["above"], b.get("critical_below"), b.get("critical_above"),
                     tuple(Subdivision(s["band"], s["region"], s.get("upper"), s["upper_inclusive"], s.get("lower"),
                                       s["lower_inclusive"], s["source"]) for s in b["subdivisions"])),
-        albumin_adjustment=MappingProxyType(raw["albumin_adjustment"]) if raw["albumin_adjustment"] else None,
+        adjustment=MappingProxyType(raw["adjustment"]) if raw["adjustment"] else None,
         sources=MappingProxyType({k: v for k, v in tags.items() if v}),
         critical_alternatives=alternatives,
     )
@@ -425,6 +426,11 @@ def _note_references(where: str, raw_sources: list[str], seeds: tuple[str, ...],
     return refs
 
 
+def derived_values(analytes: Mapping[str, Analyte]) -> tuple[str, ...]:
+    """The ids of the values derived from several results (each analyte's `adjustment`)."""
+    return tuple(a.adjustment["id"] for a in analytes.values() if a.adjustment)
+
+
 def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Mapping[str, str],
            sources: Mapping[str, Source], vocabulary: Vocabulary, fmt: int) -> tuple[NoteRule, ...]:
     all_bands = sorted({band for a in analytes.values() for band in a.bands.order()} | set(ks.SPECIAL_BANDS))
@@ -441,7 +447,7 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
         if fmt >= 2 and not r.get("rationale"):
             raise KnowledgeError("notes.yaml", f"{where}.rationale", "say why the rule exists (format 2)")
         bands = analytes[r["analyte"]].bands.order() + ks.SPECIAL_BANDS if r.get("analyte") else tuple(all_bands)
-        scope = RuleScope(tuple(analytes), tuple(bands), DERIVED_VALUES, r["scope"] == "result", vocabulary,
+        scope = RuleScope(tuple(analytes), tuple(bands), derived_values(analytes), r["scope"] == "result", vocabulary,
                           {a.id: a.bands.order() + ks.SPECIAL_BANDS for a in analytes.values()})
         try:
             test = compile_condition(r["when"], "when", scope)
@@ -449,9 +455,10 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
             raise KnowledgeError("notes.yaml", f"{where}.{exc.field}", str(exc)) from None
         refs = _note_references(where, r["sources"], seeds, sources)
         names = tuple(n for _, n, _, _ in string.Formatter().parse(r["text"]) if n is not None)
+        known = (*PLACEHOLDERS, *derived_values(analytes))  # a derived value's id stands for its text
         for n in names:
-            if n not in PLACEHOLDERS:
-                raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}; known: {sorted(PLACEHOLDERS)}")
+            if n not in known:
+                raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}; known: {sorted(known)}")
         rules.append(NoteRule(r["id"], r["scope"], r["analyte"] if r.get("analyte") else None, r["severity"],
                               r["text"].strip(), tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test,
                               bands_needed(r["when"]) if r["scope"] == "result" else None,
@@ -493,12 +500,15 @@ def _indexes(analytes: Mapping[str, Analyte], notes: tuple[NoteRule, ...]) -> di
             by_band[(a.id, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
     return {"names_as_written": MappingProxyType({n: a for a in analytes.values() for n in (a.id, *a.aliases)}),
             "panel_notes": tuple(r for r in notes if r.scope == "panel"),
-            "rules_by_band": MappingProxyType(by_band)}
+            "rules_by_band": MappingProxyType(by_band),
+            "adjusted": tuple(a for a in analytes.values() if a.adjustment),
+            "adjusting": frozenset(a.adjustment["by"] for a in analytes.values() if a.adjustment)}
 
 
 def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge:
-    """Load and validate a knowledge folder (default: LABINTERP_RANGES_DIR or reference_ranges/)."""
-    path = Path(directory or os.environ.get("LABINTERP_RANGES_DIR") or DEFAULT_DIR)
+    """Load and validate a knowledge folder (default: the bundled reference_ranges/). The service's
+    folder is a setting (LABINTERP_RANGES_DIR, read by service/config.py), passed in here."""
+    path = Path(directory or DEFAULT_DIR)
     if not path.is_dir():
         raise KnowledgeError(str(path), "(folder)", "is not a directory")
     meta = _read(path, "knowledge.yaml", ks.KnowledgeFileSchema())
@@ -516,16 +526,22 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
             check_kind(unit)
         except Exception as exc:
             raise KnowledgeError("units.yaml", f"units[{i}].pint", str(exc)) from None
-    analytes: dict[str, Analyte] = {}
+    found: dict[str, Analyte] = {}
     for file in sorted(p.name for p in path.glob("*.yaml") if p.name not in RESERVED_FILES):
         analyte = _analyte(file, _read(path, file, ks.AnalyteSchema()), catalogue, sources, fmt,
                            vocabulary.ids("sex"))
-        analytes[analyte.id] = analyte
-    if not analytes:
+        found[analyte.id] = analyte
+    if not found:
         raise KnowledgeError(str(path), "(folder)", "holds no analyte files")
+    for i, name in enumerate(meta["order"]):
+        if name not in found:
+            raise KnowledgeError("knowledge.yaml", f"order[{i}]", f"{name!r} is not an analyte of this folder")
+    analytes = {name: found[name] for name in (*dict.fromkeys(meta["order"]), *found)}
     by_name: dict[str, Analyte] = {}
     by_loinc: dict[str, Analyte] = {}
     for a in analytes.values():
+        if a.adjustment and a.adjustment["by"] not in analytes:
+            raise KnowledgeError(f"{a.id}.yaml", "adjustment.by", f"{a.adjustment['by']!r} is not an analyte of this folder")
         for name in (a.id, *a.aliases):
             other = by_name.setdefault(name_key(name), a)
             if other is not a:

@@ -98,9 +98,14 @@ class LoincSchema(StrictSchema):
     source = _tag
 
 
-class AlbuminAdjustmentSchema(StrictSchema):
+class AdjustmentSchema(StrictSchema):
+    """A derived value: this analyte adjusted for another one of the same panel,
+    value + coefficient x (nominal - other), both in their canonical units."""
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,59}$"))
+    by = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
     coefficient = fields.Float(required=True, **_positive)
-    nominal_albumin = fields.Float(required=True, **_positive)
+    nominal = fields.Float(required=True, **_positive)
     source = _tag
 
 
@@ -122,7 +127,7 @@ class AnalyteSchema(StrictSchema):
     critical_use = fields.String(validate=validate.Length(min=1, max=40))
     implausible = fields.Nested(LimitsSchema, required=True)
     bands = fields.Nested(BandsSchema, required=True)
-    albumin_adjustment = fields.Nested(AlbuminAdjustmentSchema, allow_none=True, load_default=None)
+    adjustment = fields.Nested(AdjustmentSchema, allow_none=True, load_default=None)
 
     @validates_schema
     def _canonical_listed(self, data: dict, **_: object) -> None:
@@ -171,6 +176,8 @@ class KnowledgeFileSchema(StrictSchema):
     name = fields.String(required=True)
     disclaimer = fields.String(required=True, validate=validate.Length(min=20))
     seeds = fields.List(fields.Nested(SeedSchema), load_default=list)
+    # The order analytes are shown in (the form, the catalogue, CDS prefetch); others follow by file name.
+    order = fields.List(fields.String(), load_default=list)
 
 
 class NoteRuleSchema(StrictSchema):

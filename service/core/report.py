@@ -80,6 +80,7 @@ class RangeUsed(NamedTuple):
     source: str
     critical: Any = None  # the critical Limits applied, canonical unit (not in the JSON report)
     citations: tuple[Citation, ...] = ()
+    text: str | None = None  # the laboratory's own wording of its interval, when that interval is used
 
     @property
     def critical_low(self) -> float | None:
@@ -94,6 +95,7 @@ class RangeUsed(NamedTuple):
             "low": tidy(self.input_low), "high": tidy(self.input_high), "unit": self.input_unit,
             "canonical": {"low": tidy(self.low), "high": tidy(self.high), "unit": self.canonical_unit},
             "origin": self.origin, "source": self.source, "citations": [c.to_dict() for c in self.citations],
+            "text": self.text,
         }
 
 

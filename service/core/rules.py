@@ -296,16 +296,18 @@ def _days_since(moment: datetime | None, env: Env) -> str | None:
     return f"{n} days"
 
 
-def _derived_text(name: str) -> Callable[[Env], str | None]:
-    def text(env: Env) -> str | None:
-        value = env.derived.get(name)
-        return None if value is None else value.text
-    return text
+def placeholder_text(name: str, env: Env) -> str | None:
+    """A placeholder's text for this panel: one of PLACEHOLDERS, or a derived value's id (its text);
+    None when unknown, and a rule that needs it does not fire."""
+    text = PLACEHOLDERS.get(name)
+    if text is not None:
+        return text(env)
+    value = env.derived.get(name)
+    return None if value is None else value.text
 
 
 # name -> its text for this panel (None: unknown, and a rule that needs it does not fire).
 PLACEHOLDERS: Mapping[str, Callable[[Env], str | None]] = MappingProxyType({
-    "albumin_adjusted_calcium": _derived_text("albumin_adjusted_calcium"),
     "b12_therapy_elapsed": lambda env: _days_since(env.context.b12_therapy_started_at, env),
     "b12_injection_elapsed": lambda env: _days_since(env.context.b12_injection_at, env),
 })

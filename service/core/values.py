@@ -16,10 +16,15 @@ HUGE_INTEGER = 10**300
 _UNICODE = {"\u2264": "<=", "\u2265": ">="}
 
 
+class ComparatorError(ValueError):
+    """The comparator given beside the value is not one of COMPARATORS (its own field is at fault)."""
+
+
 def parse_value(value: object, comparator: str | None) -> tuple[float, str | None]:
-    """Return (number, comparator or None); raise ValueError with a message meant for the caller."""
+    """Return (number, comparator or None); raise ValueError with a message meant for the caller
+    (ComparatorError when the comparator given beside the value is the problem)."""
     if comparator is not None and comparator not in COMPARATORS:
-        raise ValueError(f"comparator must be one of {list(COMPARATORS)}")
+        raise ComparatorError(f"must be one of {list(COMPARATORS)}")
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a number or a censored value such as \"<50\"")
     if isinstance(value, str):

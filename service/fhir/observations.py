@@ -13,7 +13,6 @@ from typing import Any
 from ..core.interpret import result_problems
 from ..core.knowledge import Knowledge
 from ..core.model import LabRange, ResultInput
-from ..core.vocabulary import COMPARATORS
 from .outcome import Issue
 from .reader import Found
 from .times import instant
@@ -90,21 +89,22 @@ def map_observation(found: Found, kb: Knowledge) -> Mapped:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return skip("value", "valueQuantity.value must be a JSON number", f"{path}.valueQuantity.value", "warning")
     comparator = q.get("comparator")
-    if comparator is not None and comparator not in COMPARATORS:
-        return skip("not-supported", f"comparator {str(comparator)[:8]!r} is not supported",
-                    f"{path}.valueQuantity.comparator", "warning")
-    result = ResultInput(value=value, unit=_unit(q), code=loinc, id=path, comparator=comparator,
+    result = ResultInput(value=value, unit=_unit(q), code=loinc, id=path,
+                         comparator=comparator if isinstance(comparator, str) else repr(comparator),
                          reference_range=_lab_range(obs))
     issues: list[Issue] = []
     problems = result_problems(result, kb)
     if result.reference_range is not None and problems and all(p.path[:1] == ("reference_range",) for p in problems):
+        # Only the laboratory's range is at fault (its problems never depend on the rest): without it the
+        # result is acceptable as it is.
         issues.append(Issue("warning", "value", "the laboratory referenceRange could not be used ("
                             + "; ".join(p.message for p in problems)[:200] + "); the default interval applies",
                             f"{path}.referenceRange"))
         result = replace(result, reference_range=None)
-        problems = result_problems(result, kb)
+        problems = []
     if problems:
-        where = {"unit": f"{path}.valueQuantity", "value": f"{path}.valueQuantity.value"}
+        where = {"unit": f"{path}.valueQuantity", "value": f"{path}.valueQuantity.value",
+                 "comparator": f"{path}.valueQuantity.comparator"}
         return Mapped(found, None, None, tuple(
             Issue("warning", "value" if p.path[:1] == ("value",) else "not-supported",
                   f"not interpreted: {p.message[:200]}", where.get(str(p.path[0]) if p.path else "", path))

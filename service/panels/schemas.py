@@ -69,7 +69,8 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
         high = StrictFloat(validate=validate.Range(min=0, max=MAX_VALUE))
         unit = Text(validate=validate.Length(min=1, max=32), metadata={
             "description": "Unit of low and high; defaults to the result's unit.", "examples": units[:3]})
-        text = Text(validate=validate.Length(max=max_string))
+        text = Text(validate=validate.Length(max=max_string), metadata={
+            "description": "The laboratory's wording of its interval, echoed in the report beside the limits used."})
 
     class ResultSchema(StrictSchema):
         id = Text(validate=validate.Length(min=1, max=64),

@@ -15,8 +15,6 @@ from ..core.errors import Problem
 from ..core.knowledge import Knowledge
 from ..core.vocabulary import Term
 
-FORM_ANALYTES = ("vitamin_b12", "potassium", "magnesium", "calcium", "albumin")
-OPTIONAL_ANALYTES = ("albumin",)
 LIST_FIELDS = ("medications", "symptoms", "conditions")  # several choices each, from the vocabulary
 DATE_FIELDS = {"collected_on": ("collected_at",), "b12_injection_on": ("context", "b12_injection_at"),
                "b12_therapy_started_on": ("context", "b12_therapy_started_at")}
@@ -41,9 +39,10 @@ class AnalyteField:
 
 
 def analyte_fields(kb: Knowledge) -> tuple[AnalyteField, ...]:
-    """One value and unit pair per analyte the knowledge has, units exactly as it accepts them."""
-    return tuple(AnalyteField(a.id, a.name, a.units, a.canonical_unit, a.id in OPTIONAL_ANALYTES)
-                 for a in (kb.analytes[i] for i in FORM_ANALYTES if i in kb.analytes))
+    """One value and unit pair per analyte the knowledge has, in its order, units exactly as it accepts
+    them; an analyte that serves to adjust another (albumin for calcium) is marked optional."""
+    return tuple(AnalyteField(a.id, a.name, a.units, a.canonical_unit, a.id in kb.adjusting)
+                 for a in kb.analytes.values())
 
 
 def field_order(kb: Knowledge) -> tuple[str, ...]:

@@ -39,6 +39,9 @@ class RangeUsedSchema(Schema):
     origin = fields.String(required=True, validate=validate.OneOf(("default", "partition", "laboratory")))
     source = fields.String(required=True)
     citations = fields.List(fields.Nested(CitationSchema), required=True)
+    text = fields.String(required=True, allow_none=True, metadata={
+        "description": "The laboratory's own wording of its interval (`reference_range.text` of the request), "
+                       "echoed when that interval is the one applied; otherwise null."})
 
 
 class NormalizedSchema(Schema):

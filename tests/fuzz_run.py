@@ -1,7 +1,7 @@
-"""The longer fuzz run (`make fuzz`): the targets of tests/test_fuzz.py with many more examples.
+"""The longer fuzz run (`make fuzz`, `python -m tests.fuzz_run`): the targets of tests/test_fuzz.py with many more examples.
 
-    .venv/bin/python fuzz/fuzz_parsers.py                      # every target, FUZZ_EXAMPLES each
-    FUZZ_EXAMPLES=500 .venv/bin/python fuzz/fuzz_parsers.py unit-lookup value-parser
+    .venv/bin/python -m tests.fuzz_run                         # every target, FUZZ_EXAMPLES each
+    FUZZ_EXAMPLES=500 .venv/bin/python -m tests.fuzz_run unit-lookup value-parser
 
 Environment:
     FUZZ_EXAMPLES  examples per target (default 20000)
@@ -17,19 +17,13 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 import yaml
 
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import TEST_KEY
-from tests.contract_check import ResponseChecker
-from tests.test_fuzz import TARGETS, Harness, build
+from .conftest import ROOT, TEST_KEY
+from .contract_check import ResponseChecker
+from .test_fuzz import TARGETS, Harness, build
 
 
 def main(argv: list[str]) -> int:
