@@ -193,7 +193,14 @@ def test_lab_range_is_reported_in_the_callers_unit_and_canonical():
         "origin": "laboratory", "source": "laboratory",
         "citations": [{"title": "The laboratory's own reference interval", "reference": "laboratory",
                        "kind": "laboratory"}],
+        "text": None,
     }
+
+
+def test_the_laboratorys_wording_of_its_range_is_echoed_only_when_its_range_is_used():
+    worded = LabRange(low=3.3, high=5.0, text="3.3-5.0 mmol/L (adult, heparin plasma)")
+    assert h.one("potassium", 3.4, reference_range=worded).reference_range.to_dict()["text"] == worded.text
+    assert h.one("potassium", 3.4).reference_range.to_dict()["text"] is None
 
 
 def test_lab_range_in_another_unit_than_the_result():

@@ -2,8 +2,6 @@
 same parse and core as the JSON API (never a second copy of a rule)."""
 from __future__ import annotations
 
-from service.app import service_of
-
 import io
 import re
 from html.parser import HTMLParser
@@ -13,17 +11,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
 
+from service.app import service_of
 from service.config import Settings
 from service.core import load_knowledge
 
-_VOCAB = load_knowledge().vocabulary
+from .conftest import make_app
+from .core_helpers import RANGES, load_yaml
+
+_KB = load_knowledge(RANGES)
+_VOCAB = _KB.vocabulary
 SEXES, DIETS, MEDICATIONS, SYMPTOMS, CONDITIONS = (
     _VOCAB.ids(k) for k in ("sex", "diet", "medications", "symptoms", "conditions"))
-
-from .conftest import make_app
-from .core_helpers import load_yaml
-
-FORM_ANALYTES = list(load_knowledge(RANGES).analytes)  # every analyte of the knowledge, in its order
+FORM_ANALYTES = list(_KB.analytes)  # every analyte of the knowledge, in its order
 
 
 class Page(HTMLParser):

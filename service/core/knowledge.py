@@ -344,6 +344,12 @@ def _analyte(file: str, raw: dict[str, Any], units: UnitCatalogue, sources: Mapp
              fmt: int, sexes: tuple[str, ...]) -> Analyte:
     if raw["id"] + ".yaml" != file:
         raise KnowledgeError(file, "id", f"{raw['id']!r} does not match the file name")
+    legacy = raw.pop("albumin_adjustment", None)
+    if legacy and raw["adjustment"]:
+        raise KnowledgeError(file, "albumin_adjustment", "give `adjustment` only (albumin_adjustment is its format 1 spelling)")
+    if legacy:
+        raw["adjustment"] = {"id": f"albumin_adjusted_{raw['id']}", "by": "albumin", "coefficient": legacy["coefficient"],
+                             "nominal": legacy["nominal_albumin"], "source": legacy["source"]}
     for i, unit_id in enumerate(raw["units"]):
         if unit_id not in units.units:
             raise KnowledgeError(file, f"units[{i}]", f"{unit_id!r} is not in units.yaml")

@@ -109,6 +109,14 @@ class AdjustmentSchema(StrictSchema):
     source = _tag
 
 
+class LegacyAlbuminAdjustmentSchema(StrictSchema):
+    """Format 1's spelling of calcium's adjustment for albumin (read as `adjustment`)."""
+
+    coefficient = fields.Float(required=True, **_positive)
+    nominal_albumin = fields.Float(required=True, **_positive)
+    source = _tag
+
+
 class AnalyteSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=80))
@@ -128,6 +136,7 @@ class AnalyteSchema(StrictSchema):
     implausible = fields.Nested(LimitsSchema, required=True)
     bands = fields.Nested(BandsSchema, required=True)
     adjustment = fields.Nested(AdjustmentSchema, allow_none=True, load_default=None)
+    albumin_adjustment = fields.Nested(LegacyAlbuminAdjustmentSchema, allow_none=True, load_default=None)
 
     @validates_schema
     def _canonical_listed(self, data: dict, **_: object) -> None:

@@ -90,7 +90,7 @@ def map_observation(found: Found, kb: Knowledge) -> Mapped:
         return skip("value", "valueQuantity.value must be a JSON number", f"{path}.valueQuantity.value", "warning")
     comparator = q.get("comparator")
     result = ResultInput(value=value, unit=_unit(q), code=loinc, id=path,
-                         comparator=comparator if isinstance(comparator, str) else repr(comparator),
+                         comparator=comparator if comparator is None or isinstance(comparator, str) else repr(comparator),
                          reference_range=_lab_range(obs))
     issues: list[Issue] = []
     problems = result_problems(result, kb)
@@ -107,7 +107,8 @@ def map_observation(found: Found, kb: Knowledge) -> Mapped:
                  "comparator": f"{path}.valueQuantity.comparator"}
         return Mapped(found, None, None, tuple(
             Issue("warning", "value" if p.path[:1] == ("value",) else "not-supported",
-                  f"not interpreted: {p.message[:200]}", where.get(str(p.path[0]) if p.path else "", path))
+                  f"not interpreted: {'comparator ' if p.path[:1] == ('comparator',) else ''}{p.message[:200]}",
+                  where.get(str(p.path[0]) if p.path else "", path))
             for p in problems))
     collected, remark = instant(found.effective)
     if remark:
