@@ -8,6 +8,7 @@ and prints the failures; tests/test_clinical_cases.py runs them in process in `m
 from __future__ import annotations
 
 import json
+import math
 import sys
 import urllib.error
 import urllib.request
@@ -20,6 +21,9 @@ import yaml
 HERE = Path(__file__).resolve().parent
 DEFAULT_COLLECTED_AT = "2026-11-20T08:00:00Z"
 RESULT_FIELDS = ("band", "flag", "critical", "implausible")
+# A report rounds its numbers (a change of 1.4 may come back as 1.4000000000000004, or rounded to two
+# decimals): expected numbers match within this.
+NUMBER_TOLERANCE = 0.011
 
 
 def load_cases(directory: Path = HERE) -> list[dict[str, Any]]:
@@ -62,6 +66,46 @@ def _fields_failures(where: str, wanted: dict[str, Any] | None, got: dict[str, A
     return [f"{where}.{k}: expected {v!r}, got {got.get(k)!r}" for k, v in wanted.items() if got.get(k) != v]
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _mismatches(where: str, wanted: Any, got: Any) -> list[str]:
+    """Each field `wanted` names must match in `got`: numbers within NUMBER_TOLERANCE, mappings field by
+    field (`previous: {value: 4.4}` checks only the value), everything else (null, booleans, ids) exactly."""
+    if isinstance(wanted, dict):
+        if not isinstance(got, dict):
+            return [f"{where}: expected {wanted!r}, got {got!r}"]
+        return [m for k, v in wanted.items() for m in _mismatches(f"{where}.{k}", v, got.get(k))]
+    if _is_number(wanted) and _is_number(got):
+        same = math.isclose(wanted, got, rel_tol=0, abs_tol=NUMBER_TOLERANCE)
+    else:
+        same = type(wanted) is type(got) and wanted == got
+    return [] if same else [f"{where}: expected {wanted!r}, got {got!r}"]
+
+
+def _delta_failures(where: str, wanted: dict[str, Any] | None, result: dict[str, Any] | None) -> list[str]:
+    """A result's `delta` (issue 15): every result of a report carries one, null when there is no earlier
+    result of its analyte; `delta: null` requires null, otherwise each field given must match."""
+    if result is None:
+        return [f"{where}: result missing"]
+    if "delta" not in result:
+        return [f"{where}: the report gives no delta"]
+    got = result["delta"]
+    if wanted is None:
+        return [] if got is None else [f"{where}: expected null, got {got!r}"]
+    if got is None:
+        return [f"{where}: expected a delta, got null"]
+    return _mismatches(where, wanted, got)
+
+
+def _trend_failures(where: str, length: int, result: dict[str, Any]) -> list[str]:
+    trend = result.get("trend")
+    if not isinstance(trend, list):
+        return [f"{where}: expected a trend of {length} points, got {trend!r}"]
+    return [] if len(trend) == length else [f"{where}: expected {length} points, got {len(trend)}"]
+
+
 def failures(case: dict[str, Any], report: dict[str, Any]) -> list[str]:
     """What in the report differs from what the case expects (an empty list: the case holds)."""
     expect = case["expect"]
@@ -76,12 +120,16 @@ def failures(case: dict[str, Any], report: dict[str, Any]) -> list[str]:
             if key in wanted and got.get(key) != wanted[key]:
                 out.append(f"{rid}.{key}: expected {wanted[key]!r}, got {got.get(key)!r}")
         out += _notes_failures(rid, got.get("notes", []), wanted)
+        if "delta" in wanted:
+            out += _delta_failures(f"{rid}.delta", wanted["delta"], got)
+        if "trend_length" in wanted:
+            out += _trend_failures(f"{rid}.trend", wanted["trend_length"], got)
     out += _notes_failures("panel", report.get("notes", []), expect)
     derived = {d["id"]: d for d in report.get("derived", [])}
     for name, wanted in (expect.get("derived") or {}).items():
         out += _fields_failures(f"derived {name}", wanted, derived.get(name))
-    for rid, wanted in (expect.get("delta") or {}).items():
-        out += _fields_failures(f"{rid}.delta", wanted, (results.get(rid) or {}).get("delta"))
+    for rid, wanted in (expect.get("delta") or {}).items():  # the same, keyed by result id
+        out += _delta_failures(f"{rid}.delta", wanted, results.get(rid))
     return out
 
 
