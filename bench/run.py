@@ -131,13 +131,11 @@ def batch(port: int, runs: int = 7) -> dict[str, float]:
 
 def core(n: int = 3000) -> dict[str, float]:
     from service.core import default_knowledge, interpret_panel
-    from service.panels import make_schemas
-    from service.panels.parse import parse_panel
     from service.core.units import registry
+    from service.panels import Panels
 
     kb = default_knowledge()
-    schemas = make_schemas(kb, 100, 200)
-    panel = parse_panel(PANEL_EXAMPLE, schemas["Panel"](), schemas["ResultInput"](), kb, 100)
+    panel = Panels(kb).read(PANEL_EXAMPLE)
     for _ in range(300):
         interpret_panel(panel, kb)
     t0 = time.perf_counter()

@@ -17,6 +17,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Settings:
     max_body_bytes: int = 1_048_576  # LABINTERP_MAX_BODY_BYTES: larger bodies get 413 unread
     max_results: int = 100  # LABINTERP_MAX_RESULTS: results per panel
+    max_history: int = 100  # LABINTERP_MAX_HISTORY: earlier results per panel
     max_string_length: int = 200  # LABINTERP_MAX_STRING_LENGTH: ids, free-text fields
     ranges_dir: str | None = None  # LABINTERP_RANGES_DIR: a laboratory's own knowledge folder
     # LABINTERP_API_KEYS: comma-separated. When unset, the key of LABINTERP_API_KEY_FILE (created with a
@@ -54,7 +55,8 @@ class Settings:
     mllp_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     def panel_limits(self) -> Limits:
-        return Limits(max_results=self.max_results, max_string_length=self.max_string_length)
+        return Limits(max_results=self.max_results, max_string_length=self.max_string_length,
+                      max_history=self.max_history)
 
     def batch_limits(self) -> BatchLimits:
         return BatchLimits(max_results=self.max_batch_results)

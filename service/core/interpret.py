@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from .classify import Interval, classify, classify_point, select_limits
 from .errors import InputError, Problem
+from .history import Earlier, judge, resolve_history, trend
 from .identify import identify
 from .knowledge import LAB_SOURCE, Analyte, Knowledge, NoteRule, load_knowledge
 from .model import LabRange, PanelInput, Patient, ResultInput
@@ -171,10 +172,11 @@ def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
     return tuple(notes)
 
 
-def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
-              kb: Knowledge) -> tuple[Fact, tuple, Interval]:
+def _classify(rid: str, item: ResultInput, r: _Checked, panel: PanelInput, kb: Knowledge,
+              earlier: dict[str, list[Earlier]], collected: datetime) -> tuple[Fact, tuple, Interval]:
     """The result's fact (what rules see), its report's fields but the notes (which need every
     result's fact first), and the interval applied."""
+    patient = panel.patient
     analyte = r.analyte
     interval, critical = select_limits(analyte, patient)
     if r.lab_range is not None:
@@ -182,7 +184,10 @@ def _classify(rid: str, item: ResultInput, r: _Checked, patient: Patient,
     factor = analyte.factors[r.unit.id]
     canonical = r.value * factor
     c = classify(analyte, canonical, r.comparator, interval, critical)
-    fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band, c.implausible), c.implausible)
+    before = earlier.get(analyte.id, [])
+    delta = judge(analyte, canonical, r.comparator, collected, before, kb, interval, critical) if before else None
+    fact = Fact(analyte.id, c.band, c.critical, is_exact(r.comparator, c.band, c.implausible), c.implausible,
+                c.flag, canonical, r.comparator, delta)
     low, high, unit_text = interval.low, interval.high, item.unit or r.unit.id
     cited = kb.range_source(interval.low_source, interval.high_source)
     lab_text = item.reference_range.text if r.lab_range is not None and item.reference_range is not None else None
@@ -208,14 +213,14 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     kb = knowledge or default_knowledge()
     try:
         resolved = _resolve(panel, kb)
-        time_problems = _time_problems(panel)
     except InputError as exc:
-        raise InputError(list(exc.problems) + _time_problems(panel)) from None
-    if time_problems:
+        raise InputError([*exc.problems, *_time_problems(panel), *resolve_history(panel, kb)[1]]) from None
+    earlier, history_problems = resolve_history(panel, kb) if panel.history else ({}, [])
+    if time_problems := [*_time_problems(panel), *history_problems]:
         raise InputError(time_problems)
-    classified = [_classify(rid, item, r, panel.patient, kb) for rid, item, r in resolved]
-    facts = [fact for fact, _, _ in classified]
     collected = panel.collected_at or now or datetime.now(UTC)
+    classified = [_classify(rid, item, r, panel, kb, earlier, collected) for rid, item, r in resolved]
+    facts = [fact for fact, _, _ in classified]
     derived = _adjusted([(f, head) for f, head, _ in classified], kb,
                         {head[0]: interval for _, head, interval in classified}) if kb.adjusted else {}
     env = Env(facts, panel.patient, panel.context, collected, derived)
@@ -223,7 +228,9 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     for fact, head, _ in classified:
         rules = kb.notes_for(fact.analyte, fact.band)
         notes = _notes(rules, env._replace(this=fact)) if rules else ()
-        final.append(ResultReport(*head, notes, fact.implausible))  # type: ignore[call-arg]  # head: the first 12 fields
+        before = earlier.get(fact.analyte)
+        points = trend(before, fact.value, fact.comparator, collected, kb.history.trend_points) if before else ()
+        final.append(ResultReport(*head, notes, fact.implausible, fact.delta, points))  # type: ignore[call-arg]  # head: the first 12 fields
     present = {fact.analyte for fact in facts}
     panel_notes = _notes(tuple(r for r in kb.panel_notes if r.needs <= present), env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer, tuple(derived.values()))

@@ -21,16 +21,17 @@ from marshmallow import Schema, ValidationError
 
 from . import knowledge_schema as ks
 from .errors import KnowledgeError, flatten_messages
+from .deltas import DeltaRule, HistoryLimits
 from .identify import clean_identities
 from .report import Citation, Note
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
-from .rules import PLACEHOLDERS, Predicate, RuleError, RuleScope, analytes_needed, bands_needed, compile_condition
+from .rules import ANALYTE_DELTA, PLACEHOLDERS, Predicate, RuleError, RuleScope, analytes_needed, bands_needed, compile_condition
 from .units import Unit, UnitCatalogue, check_kind, derive_factors, property_of_kind
 from .vocabulary import Term, Vocabulary
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "reference_ranges"
 RESERVED_FILES = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml",
-                  "vocabulary.yaml"}
+                  "vocabulary.yaml", "deltas.yaml"}
 SEED_KIND = "consumer"  # the seed documents are consumer texts: facts from them need a clinical source too
 
 
@@ -213,6 +214,8 @@ class Knowledge:
     # (analyte, code, unit) exactly as the files spell them -> their resolution (core.identify).
     identities: Mapping[tuple[str | None, str | None, str | None], Any] = field(
         default_factory=lambda: MappingProxyType({}))
+    deltas: Mapping[str, tuple[DeltaRule, ...]] = field(default_factory=lambda: MappingProxyType({}))  # deltas.yaml
+    history: HistoryLimits = HistoryLimits()
 
     def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
         """The result-scope rules that can fire for a result of this analyte and band, in file order."""
@@ -461,7 +464,8 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
             raise KnowledgeError("notes.yaml", f"{where}.{exc.field}", str(exc)) from None
         refs = _note_references(where, r["sources"], seeds, sources)
         names = tuple(n for _, n, _, _ in string.Formatter().parse(r["text"]) if n is not None)
-        known = (*PLACEHOLDERS, *derived_values(analytes))  # a derived value's id stands for its text
+        # a derived value's id stands for its text; `<analyte>_delta` for the change of that analyte's result
+        known = (*PLACEHOLDERS, *derived_values(analytes), *(f"{a}{ANALYTE_DELTA}" for a in analytes))
         for n in names:
             if n not in known:
                 raise KnowledgeError("notes.yaml", f"{where}.text", f"unknown placeholder {{{n}}}; known: {sorted(known)}")
@@ -471,6 +475,37 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
                               _citations(r["sources"], seed_titles, sources), r.get("rationale"), r["when"],
                               analytes_needed(r["when"])))
     return tuple(rules)
+
+
+def _deltas(path: Path, analytes: Mapping[str, Analyte],
+            sources: Mapping[str, Source]) -> tuple[Mapping[str, tuple[DeltaRule, ...]], HistoryLimits]:
+    """deltas.yaml: delta-check rules per analyte and the history limits; a folder without it checks no
+    deltas (history is still read, for the trend and the notes that compare with it)."""
+    if not (path / "deltas.yaml").is_file():
+        return MappingProxyType({}), HistoryLimits()
+    raw = _read(path, "deltas.yaml", ks.DeltasFileSchema())
+    out: dict[str, tuple[DeltaRule, ...]] = {}
+    seen: set[str] = set()
+    for analyte, rules in raw["deltas"].items():
+        if analyte not in analytes:
+            raise KnowledgeError("deltas.yaml", f"deltas.{analyte}", f"{analyte!r} is not an analyte of this folder")
+        built = []
+        for i, r in enumerate(rules):
+            where = f"deltas.{analyte}[{i}]"
+            if r["id"] in seen:
+                raise KnowledgeError("deltas.yaml", f"{where}.id", f"duplicate id {r['id']!r}")
+            seen.add(r["id"])
+            if r["absolute"] is None and r["percent"] is None:
+                raise KnowledgeError("deltas.yaml", where, "give `absolute`, `percent` or both")
+            for key, tag in [("source", r["source"]), *((f"basis_sources[{j}]", t) for j, t in enumerate(r["basis_sources"]))]:
+                if tag not in sources:
+                    raise KnowledgeError("deltas.yaml", f"{where}.{key}", f"source {tag!r} is not in sources.yaml")
+            built.append(DeltaRule(r["id"], analyte, r["window_hours"], r["direction"], r["absolute"], r["percent"],
+                                   r["combine"], r["inclusive"], r["source"], sources[r["source"]].reference,
+                                   r["confirmed"], r["why"].strip()))
+        out[analyte] = tuple(built)
+    h = raw["history"]
+    return MappingProxyType(out), HistoryLimits(h["max_age_days"], h["trend_points"])
 
 
 def _vocabulary(path: Path, fmt: int) -> Vocabulary:
@@ -501,7 +536,7 @@ def _indexes(analytes: Mapping[str, Analyte], notes: tuple[NoteRule, ...]) -> di
     """Lookups the request path uses, built once here rather than on a first request."""
     by_band: dict[tuple[str, str], tuple[NoteRule, ...]] = {}
     for a in analytes.values():
-        rules = [r for r in notes if r.scope == "result" and r.analyte == a.id]
+        rules = [r for r in notes if r.scope == "result" and r.analyte in (a.id, None)]
         for band in (*a.bands.order(), *ks.SPECIAL_BANDS):
             by_band[(a.id, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
     return {"names_as_written": MappingProxyType({n: a for a in analytes.values() for n in (a.id, *a.aliases)}),
@@ -559,9 +594,10 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
     seed_titles = MappingProxyType({s["file"]: s["title"] for s in meta["seeds"]})
     notes = _notes(_read(path, "notes.yaml", ks.NotesFileSchema()), analytes, seed_titles, sources, vocabulary, fmt)
     medications = build_catalogue(_read(path, "medications.yaml", MedicationsFileSchema()), sources, vocabulary)
+    deltas, history = _deltas(path, analytes, sources)
     kb = Knowledge(path, meta["version"], meta["name"], meta["disclaimer"].strip(), tuple(seed_titles),
                    MappingProxyType(sources), catalogue, MappingProxyType(analytes), MappingProxyType(by_name),
                    MappingProxyType(by_loinc), notes, medications, fmt, vocabulary, seed_titles,
                    range_sources=MappingProxyType(_range_sources(analytes, seed_titles, sources)),
-                   **_indexes(analytes, notes))
+                   deltas=deltas, history=history, **_indexes(analytes, notes))
     return replace(kb, identities=MappingProxyType(clean_identities(kb)))

@@ -201,8 +201,7 @@ class NoteRuleSchema(StrictSchema):
 
     @validates_schema
     def _scope(self, data: dict, **_: object) -> None:
-        if data.get("scope") == "result" and not data.get("analyte"):
-            raise ValidationError("a result-scope note names its analyte", "analyte")
+        # A result-scope note without an analyte is attached to a result of any analyte.
         if data.get("scope") == "panel" and data.get("analyte"):
             raise ValidationError("a panel note has no analyte", "analyte")
 
@@ -229,3 +228,29 @@ class VocabularyFileSchema(StrictSchema):
     symptoms = _terms()
     conditions = _terms()
     medications = _terms()
+
+
+class DeltaRuleSchema(StrictSchema):
+    """One delta-check rule of deltas.yaml (limits in the analyte's canonical unit)."""
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
+    window_hours = fields.Float(required=True, **_positive)
+    direction = fields.String(required=True, validate=validate.OneOf(("any", "rise", "fall")))
+    absolute = fields.Float(allow_none=True, load_default=None, **_positive)
+    percent = fields.Float(allow_none=True, load_default=None, **_positive)
+    combine = fields.String(load_default="any", validate=validate.OneOf(("any", "all")))
+    inclusive = fields.Boolean(required=True)
+    source = _tag
+    basis_sources = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list)
+    confirmed = fields.Boolean(required=True)
+    why = fields.String(required=True, validate=validate.Length(min=20))
+
+
+class HistoryLimitsSchema(StrictSchema):
+    max_age_days = fields.Float(required=True, **_positive)
+    trend_points = fields.Integer(required=True, validate=validate.Range(min=2, max=100))
+
+
+class DeltasFileSchema(StrictSchema):
+    deltas = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(DeltaRuleSchema)), load_default=dict)
+    history = fields.Nested(HistoryLimitsSchema, required=True)

@@ -55,8 +55,21 @@ class ResultInput:
 
 
 @dataclass(frozen=True)
+class HistoryInput:
+    """An earlier result of the same patient, as received: compared with the panel's results of its analyte."""
+
+    value: float | int | str | None
+    unit: str | None
+    collected_at: datetime | None
+    analyte: str | None = None
+    code: str | None = None
+    comparator: str | None = None
+
+
+@dataclass(frozen=True)
 class PanelInput:
     results: tuple[ResultInput, ...]
     patient: Patient = field(default_factory=Patient)
     context: Context = field(default_factory=Context)
     collected_at: datetime | None = None
+    history: tuple[HistoryInput, ...] = ()

@@ -114,6 +114,8 @@ class ResultReport(NamedTuple):
     reference_range: RangeUsed
     notes: tuple[Note, ...]
     implausible: bool = False  # beyond the plausibility limits: verify before use (any alarm stands)
+    delta: Any = None  # core.history.Delta: the change from the newest earlier result of the analyte
+    trend: tuple[Any, ...] = ()  # core.history.TrendPoint: earlier results and this one, oldest first
 
     @property
     def exact(self) -> bool:
@@ -128,6 +130,8 @@ class ResultReport(NamedTuple):
             "band": self.band, "flag": self.flag, "critical": self.critical, "implausible": self.implausible,
             "reference_range": self.reference_range.to_dict(),
             "notes": [n.to_dict() for n in self.notes],
+            "delta": None if self.delta is None else self.delta.to_dict(),
+            "trend": [p.to_dict() for p in self.trend],
         }
 
 

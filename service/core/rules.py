@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from collections.abc import Callable, Mapping, Sequence
 
+from .deltas import elapsed
 from .model import Context, Patient
 from .report import DerivedValue
 from .vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from .history import Delta
 
 
 class Fact(NamedTuple):
@@ -24,6 +28,10 @@ class Fact(NamedTuple):
     critical: bool
     exact: bool  # a plausible, uncensored measurement
     implausible: bool = False
+    flag: str | None = None
+    value: float = 0.0  # canonical unit
+    comparator: str | None = None
+    delta: Delta | None = None  # the change from the newest earlier result of the analyte
 
 
 class Env(NamedTuple):
@@ -263,6 +271,89 @@ def _recorded(attr: str) -> Compiler:
     return compiler
 
 
+# ------------------------------------------------------------------ history (core/history.py)
+
+DIRECTIONS = ("rise", "fall", "any")
+
+
+def _delta_test(arg: Any, at: str) -> Callable[[Delta | None], bool]:
+    """{significant, direction, at_least}: what a delta must show (each key optional)."""
+    significant = arg.get("significant")
+    if significant is not None and not isinstance(significant, bool):
+        raise RuleError(f"{at}.significant", "expected true or false")
+    direction = arg.get("direction", "any")
+    if direction not in DIRECTIONS:
+        raise RuleError(f"{at}.direction", f"expected one of {list(DIRECTIONS)}")
+    at_least = _number(arg["at_least"], f"{at}.at_least") if "at_least" in arg else None
+
+    def test(d: Delta | None) -> bool:
+        if d is None or d.change is None:
+            return False
+        if significant is not None and d.significant != significant:
+            return False
+        if direction != "any" and d.direction != direction:
+            return False
+        return at_least is None or abs(d.change) >= at_least
+    return test
+
+
+def _delta(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    """A result's change from its previous result: this result's (result scope), or any result's of
+    `analyte` (which a panel-scope rule must name)."""
+    arg = _mapping(arg, at, {"analyte", "significant", "direction", "at_least"})
+    test = _delta_test(arg, at)
+    if "analyte" in arg:
+        name = _analyte_name(arg["analyte"], f"{at}.analyte", scope)
+        return lambda env: any(f.analyte == name and test(f.delta) for f in env.facts)
+    _result_only(at, scope)
+    return lambda env: env.this is not None and test(env.this.delta)
+
+
+def _has_previous(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    _result_only(at, scope)
+    _true(arg, at)
+    return lambda env: env.this is not None and env.this.delta is not None
+
+
+def _previous_critical(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    """The previous result was beyond the same critical limit as this one."""
+    _result_only(at, scope)
+    _true(arg, at)
+    return lambda env: (env.this is not None and env.this.delta is not None and env.this.critical
+                        and env.this.delta.previous_critical == env.this.flag)
+
+
+def _b12_therapy_at_least_days(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    days = _number(arg, at)
+
+    def test(env: Env) -> bool:
+        start = env.context.b12_therapy_started_at
+        return start is not None and env.collected_at - start >= timedelta(days=days)
+    return test
+
+
+def _previous_by_therapy_start_plus_days(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    """This result's previous one was taken before replacement began, or at most N days after."""
+    _result_only(at, scope)
+    days = _number(arg, at)
+
+    def test(env: Env) -> bool:
+        start, d = env.context.b12_therapy_started_at, env.this.delta if env.this else None
+        return start is not None and d is not None and d.previous.collected_at <= start + timedelta(days=days)
+    return test
+
+
+def _b12_injection_within_days_before_previous(arg: Any, at: str, scope: RuleScope) -> Predicate:
+    """A B12 injection lies at most N days before this result's previous one (and not after it)."""
+    _result_only(at, scope)
+    days = _number(arg, at)
+
+    def test(env: Env) -> bool:
+        given, d = env.context.b12_injection_at, env.this.delta if env.this else None
+        return given is not None and d is not None and timedelta(0) <= d.previous.collected_at - given <= timedelta(days=days)
+    return test
+
+
 def _hemolyzed(arg: Any, at: str, scope: RuleScope) -> Predicate:
     _true(arg, at)
     return lambda env: env.context.hemolyzed
@@ -280,6 +371,10 @@ CONDITIONS: Mapping[str, Compiler] = MappingProxyType({
     "b12_therapy_within_days": _within_days_of("b12_therapy_started_at"),
     "b12_therapy_given": _recorded("b12_therapy_started_at"),
     "hemolyzed": _hemolyzed,
+    "delta": _delta, "has_previous": _has_previous, "previous_critical": _previous_critical,
+    "b12_therapy_at_least_days": _b12_therapy_at_least_days,
+    "previous_by_therapy_start_plus_days": _previous_by_therapy_start_plus_days,
+    "b12_injection_within_days_before_previous": _b12_injection_within_days_before_previous,
 })
 
 
@@ -288,20 +383,32 @@ CONDITIONS: Mapping[str, Compiler] = MappingProxyType({
 def _days_since(moment: datetime | None, env: Env) -> str | None:
     if moment is None or moment > env.collected_at:
         return None
-    hours = (env.collected_at - moment).total_seconds() / 3600
-    if hours < 48:
-        n = round(hours)
-        return f"{n} hour{'s' if n != 1 else ''}"
-    n = round(hours / 24)
-    return f"{n} days"
+    return elapsed((env.collected_at - moment).total_seconds() / 3600)
+
+
+def _delta_text(fact: Fact | None) -> str | None:
+    if fact is None or fact.delta is None:
+        return None
+    return fact.delta.text(fact.value, fact.comparator)
+
+
+def _delta_limit(env: Env) -> str | None:
+    d = env.this.delta if env.this is not None else None
+    return None if d is None or d.rule is None else d.rule.limit_text(d.unit)
+
+
+ANALYTE_DELTA = "_delta"  # `{potassium_delta}`: the change of the panel's potassium result, as `{delta}` says it
 
 
 def placeholder_text(name: str, env: Env) -> str | None:
-    """A placeholder's text for this panel: one of PLACEHOLDERS, or a derived value's id (its text);
-    None when unknown, and a rule that needs it does not fire."""
+    """A placeholder's text for this panel: one of PLACEHOLDERS, `<analyte>_delta`, or a derived value's
+    id (its text); None when unknown, and a rule that needs it does not fire."""
     text = PLACEHOLDERS.get(name)
     if text is not None:
         return text(env)
+    if name.endswith(ANALYTE_DELTA):
+        analyte = name[: -len(ANALYTE_DELTA)]
+        return next((t for f in env.facts if f.analyte == analyte and (t := _delta_text(f)) is not None), None)
     value = env.derived.get(name)
     return None if value is None else value.text
 
@@ -310,6 +417,9 @@ def placeholder_text(name: str, env: Env) -> str | None:
 PLACEHOLDERS: Mapping[str, Callable[[Env], str | None]] = MappingProxyType({
     "b12_therapy_elapsed": lambda env: _days_since(env.context.b12_therapy_started_at, env),
     "b12_injection_elapsed": lambda env: _days_since(env.context.b12_injection_at, env),
+    "delta": lambda env: _delta_text(env.this),
+    "delta_limit": _delta_limit,
+    "previous_elapsed": lambda env: None if env.this is None or env.this.delta is None else elapsed(env.this.delta.hours),
 })
 
 

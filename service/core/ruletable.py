@@ -40,7 +40,7 @@ def _cell(text: str) -> str:
 
 
 def _row(rule: NoteRule) -> str:
-    where = rule.analyte if rule.scope == "result" else "panel"
+    where = (rule.analyte or "any result") if rule.scope == "result" else "panel"
     sources = "; ".join(c.title for c in rule.citations)
     return (f"| `{rule.id}` | {where} | {rule.severity} | {_cell(describe(rule.when))} | "
             f"{_cell(rule.rationale or '')} | {_cell(sources)} |")

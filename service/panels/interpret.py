@@ -20,6 +20,7 @@ class Limits:
 
     max_results: int = 100
     max_string_length: int = 200
+    max_history: int = 100
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,13 @@ class Panels:
     kb: Knowledge
     limits: Limits = Limits()
     schemas: dict[str, type[Schema]] = field(init=False)
-    _panel_schema: Schema = field(init=False, repr=False)
-    _result_schema: Schema = field(init=False, repr=False)
+    _loaders: dict[str, Schema] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        schemas = make_schemas(self.kb, self.limits.max_results, self.limits.max_string_length)
+        lim = self.limits
+        schemas = make_schemas(self.kb, lim.max_results, lim.max_string_length, lim.max_history)
         object.__setattr__(self, "schemas", schemas)
-        object.__setattr__(self, "_panel_schema", schemas["Panel"]())
-        object.__setattr__(self, "_result_schema", schemas["ResultInput"]())
+        object.__setattr__(self, "_loaders", {name: schema() for name, schema in schemas.items()})
 
     def interpret(self, body: Any) -> Outcome:
         """A JSON panel (already parsed from its bytes) to its report or its problems."""
@@ -55,7 +55,8 @@ class Panels:
 
     def read(self, body: Any) -> PanelInput:
         """The core's input for a JSON panel; InputError with every problem, located, otherwise."""
-        return parse_panel(body, self._panel_schema, self._result_schema, self.kb, self.limits.max_results)
+        return parse_panel(body, self._loaders, self.kb,
+                           {"results": self.limits.max_results, "history": self.limits.max_history})
 
     def run(self, panel: PanelInput) -> PanelReport:
         """The core on a panel a door has built itself; raises InputError as the core does."""

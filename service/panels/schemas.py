@@ -54,7 +54,7 @@ def _context_schemas(v: Vocabulary) -> tuple[type[Schema], type[Schema]]:
     return PatientSchema, ContextSchema
 
 
-def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, type[Schema]]:
+def make_schemas(kb: Knowledge, max_results: int, max_string: int, max_history: int = 100) -> dict[str, type[Schema]]:
     """Build the request schema for this knowledge and these limits (enums come from the knowledge)."""
     PatientSchema, ContextSchema = _context_schemas(kb.vocabulary)
     names = sorted({n for a in kb.analytes.values() for n in (a.id, *a.aliases)})
@@ -89,12 +89,30 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int) -> dict[str, 
         reference_range = fields.Nested(LabRangeSchema, metadata={
             "description": "The laboratory's own reference interval; replaces the default normal limits."})
 
+    class HistoryItemSchema(StrictSchema):
+        analyte = fields.String(metadata={"description": "Analyte id or alias, as in a result. Give this or `code`.",
+                                          "x-known-values": names})
+        code = fields.String(metadata={"description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
+        value = NumberOrCensored(required=True, metadata=value_doc)
+        comparator = fields.String(validate=validate.OneOf(COMPARATORS))
+        unit = fields.String(required=True, metadata={"description": "Any unit accepted for the analyte.",
+                                                      "x-known-values": units})
+        collected_at = fields.AwareDateTime(required=True, metadata={
+            "description": "When the earlier specimen was collected (RFC 3339 with an offset), before the panel's "
+                           "`collected_at`."})
+
     class PanelSchema(StrictSchema):
         patient = fields.Nested(PatientSchema)
         context = fields.Nested(ContextSchema)
         collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
         # Nested(many=True) rather than List(Nested): one load of the result schema for the whole list.
         results = fields.Nested(ResultSchema, many=True, required=True, validate=validate.Length(min=1, max=max_results))
+        history = fields.Nested(HistoryItemSchema, many=True, validate=validate.Length(max=max_history), metadata={
+            "description": "The patient's earlier results, in any order: each result is compared with the newest "
+                           "earlier one of its analyte (`delta`); earlier results of analytes not in the panel are "
+                           "checked and otherwise unused. Needs the panel's `collected_at`."})
 
     LabRangeSchema.__name__, ResultSchema.__name__, PanelSchema.__name__ = "LabRange", "ResultInput", "Panel"
-    return {"LabRange": LabRangeSchema, "ResultInput": ResultSchema, "Panel": PanelSchema}
+    HistoryItemSchema.__name__ = "HistoryItem"
+    return {"LabRange": LabRangeSchema, "ResultInput": ResultSchema, "HistoryItem": HistoryItemSchema,
+            "Panel": PanelSchema}
