@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import yaml
 
+from service.core.knowledge import RESERVED_FILES
 from service.core import (
     Context, InputError, LabRange, PanelInput, Patient, ResultInput, interpret_panel, load_knowledge,
 )
@@ -22,7 +23,7 @@ from service.core import (
 ROOT = Path(__file__).resolve().parents[1]
 RANGES = ROOT / "reference_ranges"
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-RESERVED = {"knowledge.yaml", "sources.yaml", "units.yaml", "notes.yaml", "medications.yaml", "vocabulary.yaml"}
+RESERVED = RESERVED_FILES  # the files of a folder that are not analytes, as the service says
 
 # A fixed, timezone-aware collection time so that date rules never depend on the clock.
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)

@@ -2,9 +2,10 @@
 
 Once in process (WSGI) with a bounded number of examples, and once with schemathesis's own command
 line against a real gunicorn, exactly as an integration team runs it: `--checks all`, no hooks, no
-check excluded, the API key as a header. The only failures allowed are the two rules JSON Schema
-cannot state, documented in the contract: a laboratory range's low above its high, and a result id
-used twice in one panel (both answered 422, naming the field).
+check excluded, the API key as a header. The only failures allowed are the rules JSON Schema cannot
+state, documented in the contract: a laboratory range's low above its high, a result id used twice in
+one panel, an earlier result not before the panel's collection, and two earlier results of one analyte
+at one moment with different values (each answered 422, naming the field).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from .conftest import AUTH, ROOT, make_app
 from .servers import free_port, start_gunicorn, stop, wait_ready
 
 MAX_EXAMPLES = int(os.environ.get("LABINTERP_CONTRACT_EXAMPLES", "40"))
-CROSS_FIELD_MESSAGES = ("is above high", "duplicate id")
+CROSS_FIELD_MESSAGES = ("is above high", "duplicate id", "must be before the panel's collected_at",
+                        "at the same moment with another value")
 
 APP = make_app()
 # The app serves the committed contract (test_contract_spec.py holds the two equal). The key goes in

@@ -1,7 +1,7 @@
 """The delta-check rules and history limits of deltas.yaml, as loaded (service/core/history.py applies them)."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class DeltaRule(NamedTuple):
@@ -19,6 +19,7 @@ class DeltaRule(NamedTuple):
     reference: str  # the source as responses cite it (its URL)
     confirmed: bool
     why: str
+    citations: tuple[Any, ...] = ()  # core.report.Citation: the source with its title
 
     def applies(self, change: float, hours: float) -> bool:
         if hours > self.window_hours:

@@ -69,7 +69,8 @@ class Delta(NamedTuple):
                              "collected_at": p.collected_at.isoformat()},
                 "change": tidy(self.change), "change_percent": tidy(self.change_percent), "hours": tidy(self.hours),
                 "significant": self.significant, "rule": None if self.rule is None else self.rule.id,
-                "source": None if self.rule is None else self.rule.source}
+                "source": None if self.rule is None else self.rule.source,
+                "citations": [] if self.rule is None else [c.to_dict() for c in self.rule.citations]}
 
     def text(self, current: float, comparator: str | None) -> str:
         """"from 4.4 to 3.0 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)", as note texts quote it."""

@@ -10,7 +10,7 @@ from .errors import InputError, Problem
 from .history import Earlier, judge, resolve_history, trend
 from .identify import identify
 from .knowledge import LAB_SOURCE, Analyte, Knowledge, NoteRule, load_knowledge
-from .model import LabRange, PanelInput, Patient, ResultInput
+from .model import LabRange, PanelInput, ResultInput
 from .report import DerivedValue, Note, PanelReport, RangeUsed, ResultReport, is_exact
 from .rules import Env, Fact, placeholder_text
 from .units import Unit

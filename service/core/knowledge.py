@@ -215,7 +215,7 @@ class Knowledge:
     identities: Mapping[tuple[str | None, str | None, str | None], Any] = field(
         default_factory=lambda: MappingProxyType({}))
     deltas: Mapping[str, tuple[DeltaRule, ...]] = field(default_factory=lambda: MappingProxyType({}))  # deltas.yaml
-    history: HistoryLimits = HistoryLimits()
+    history: HistoryLimits = field(default_factory=HistoryLimits)
 
     def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
         """The result-scope rules that can fire for a result of this analyte and band, in file order."""
@@ -502,7 +502,7 @@ def _deltas(path: Path, analytes: Mapping[str, Analyte],
                     raise KnowledgeError("deltas.yaml", f"{where}.{key}", f"source {tag!r} is not in sources.yaml")
             built.append(DeltaRule(r["id"], analyte, r["window_hours"], r["direction"], r["absolute"], r["percent"],
                                    r["combine"], r["inclusive"], r["source"], sources[r["source"]].reference,
-                                   r["confirmed"], r["why"].strip()))
+                                   r["confirmed"], r["why"].strip(), _citations((r["source"],), {}, sources)))
         out[analyte] = tuple(built)
     h = raw["history"]
     return MappingProxyType(out), HistoryLimits(h["max_age_days"], h["trend_points"])

@@ -54,6 +54,36 @@ def _value_field() -> fields.Field:
     return fields.Raw(required=True, metadata={"oneOf": [{"type": "number"}, {"type": "string"}]})
 
 
+class PreviousSchema(Schema):
+    value = fields.Float(required=True, metadata={"description": "In the analyte's canonical unit."})
+    unit = fields.String(required=True)
+    comparator = fields.String(required=True, allow_none=True, validate=validate.OneOf(COMPARATORS))
+    collected_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class DeltaSchema(Schema):
+    previous = fields.Nested(PreviousSchema, required=True, metadata={
+        "description": "The newest earlier result of the analyte (history within the look-back)."})
+    change = fields.Float(required=True, allow_none=True, metadata={
+        "description": "This result minus the previous one, canonical unit; null when either is censored."})
+    change_percent = fields.Float(required=True, allow_none=True, metadata={
+        "description": "The change relative to the previous value; null when it cannot be computed."})
+    hours = fields.Float(required=True, metadata={"description": "From the previous collection to this one."})
+    significant = fields.Boolean(required=True, metadata={
+        "description": "Beyond the delta-check limit of `rule` (reference_ranges/deltas.yaml)."})
+    rule = fields.String(required=True, allow_none=True, metadata={
+        "description": "The delta rule that judged the change; null when none applies (beyond every window, "
+                       "a direction no rule checks, a censored value)."})
+    source = fields.String(required=True, allow_none=True, metadata={"description": "The rule's source tag."})
+    citations = fields.List(fields.Nested(CitationSchema), required=True)
+
+
+class TrendPointSchema(Schema):
+    collected_at = fields.String(required=True, metadata={"format": "date-time"})
+    value = fields.Float(required=True, metadata={"description": "In the analyte's canonical unit."})
+    comparator = fields.String(required=True, allow_none=True, validate=validate.OneOf(COMPARATORS))
+
+
 class ResultReportSchema(Schema):
     id = fields.String(required=True)
     analyte = fields.String(required=True)
@@ -71,6 +101,12 @@ class ResultReportSchema(Schema):
                        "It never replaces a critical alarm."})
     reference_range = fields.Nested(RangeUsedSchema, required=True)
     notes = fields.List(fields.Nested(NoteSchema), required=True)
+    delta = fields.Nested(DeltaSchema, required=True, allow_none=True, metadata={
+        "description": "The change from the newest earlier result of this analyte in `history`; null when "
+                       "there is none."})
+    trend = fields.List(fields.Nested(TrendPointSchema), required=True, metadata={
+        "description": "This analyte's earlier results and this one, oldest first, at most the knowledge's "
+                       "`trend_points` newest (10 by default); empty without an earlier result."})
 
 
 class DerivedValueSchema(Schema):
