@@ -20,6 +20,10 @@ GOOD = {"results": [{"id": "k", "analyte": "k", "value": 3.1, "unit": "mmol/L"},
                     {"id": "b12", "analyte": "b12", "value": 180, "unit": "pg/mL"}]}
 BAD_UNIT = {"results": [{"analyte": "k", "value": 3.1, "unit": "furlongs"}]}
 NO_RESULTS = {"patient": {"age_years": 40}}
+# Issue 15: history per panel; the second one's earlier result is after the panel's collection.
+WITH_HISTORY = {"collected_at": "2026-11-20T08:00:00Z", "results": [{"id": "k", "analyte": "k", "value": 3.0, "unit": "mmol/L"}],
+                "history": [{"analyte": "k", "value": 4.4, "unit": "mmol/L", "collected_at": "2026-11-18T08:00:00Z"}]}
+BAD_HISTORY = {**WITH_HISTORY, "history": [{**WITH_HISTORY["history"][0], "collected_at": "2026-11-21T08:00:00Z"}]}
 CLI = [str(Path(sys.executable).with_name("labinterp")), "interpret"]
 
 
@@ -78,7 +82,7 @@ def lines(out: str) -> list[dict]:
 
 @pytest.mark.parametrize("shape", ["panel", "batch", "array", "jsonl", "stdin"])
 def test_the_command_line_gives_what_the_batch_endpoint_gives(client, tmp_path, shape):
-    panels = [GOOD, BAD_UNIT, four_analyte_panel(3)] if shape != "panel" else [GOOD]
+    panels = [GOOD, BAD_UNIT, four_analyte_panel(3), WITH_HISTORY, BAD_HISTORY] if shape != "panel" else [GOOD]
     text = {"panel": json.dumps(GOOD), "batch": json.dumps({"panels": panels}), "array": json.dumps(panels),
             "jsonl": "\n".join(json.dumps(p) for p in panels) + "\n", "stdin": "\n".join(json.dumps(p) for p in panels)}[shape]
     file = tmp_path / "in.json"
@@ -90,6 +94,10 @@ def test_the_command_line_gives_what_the_batch_endpoint_gives(client, tmp_path, 
         for error in item.get("problem", {}).get("errors", []):
             error["pointer"] = re.sub(r"^/panels/\d+", "", error["pointer"])
     assert got == expected
+    if shape != "panel":
+        delta = got[3]["report"]["results"][0]["delta"]
+        assert (delta["previous"]["value"], delta["change"], delta["significant"]) == (4.4, -1.4, True)
+        assert got[4]["status"] == 422 and got[4]["problem"]["errors"][0]["pointer"] == "/history/0/collected_at"
     assert run.returncode == (1 if any(r["status"] != 200 for r in got) else 0)
     assert run.stderr == ""  # no progress bar when stderr is not a terminal
 

@@ -92,6 +92,74 @@ class Case(NamedTuple):
 
 BIG_INT = b"1" + b"0" * 400  # a valid JSON number that no float can hold
 
+AT = "2026-11-20T08:00:00Z"
+
+
+def H(**kw: Any) -> dict[str, Any]:
+    """A valid earlier potassium result, a day before AT, with fields replaced or added."""
+    return {"analyte": "k", "value": 4.4, "unit": "mmol/L", "collected_at": "2026-11-19T08:00:00Z", **kw}
+
+
+def with_history(*items: Any, **kw: Any) -> dict[str, Any]:
+    return {"collected_at": AT, "history": list(items), **panel(**kw)}
+
+
+def _delta(previous: float, change: float, hours: float) -> Callable[[dict[str, Any]], None]:
+    def check(data: dict[str, Any]) -> None:
+        d = data["results"][0]["delta"]
+        assert (d["previous"]["value"], d["change"], d["hours"]) == (previous, change, hours), d
+    return check
+
+
+def _no_delta(data: dict[str, Any]) -> None:
+    assert data["results"][0]["delta"] is None and data["results"][0]["trend"] == []
+
+
+MAX_HISTORY = Settings().max_history
+HISTORY_CASES = [
+    Case("history-item-ok", with_history(H()), JSON, 200, None, _delta(4.4, -0.4, 24.0)),
+    Case("history-disordered-times-newest-wins",
+         with_history(H(value=3.9, collected_at="2026-11-10T08:00:00Z"), H(value=4.2, collected_at="2026-11-19T20:00:00Z"),
+                      H(value=5.0, collected_at="2026-11-15T08:00:00+05:00")), JSON, 200, None, _delta(4.2, -0.2, 12.0)),
+    Case("history-exact-duplicate-counts-once", with_history(H(), H()), JSON, 200, None, _delta(4.4, -0.4, 24.0)),
+    Case("history-same-moment-other-value", with_history(H(), H(value=5.0)), JSON, 422, "/history/1/value"),
+    Case("history-same-moment-other-offset-other-value",
+         with_history(H(), H(value=5.0, collected_at="2026-11-19T09:00:00+01:00")), JSON, 422, "/history/1/value"),
+    Case("history-mixed-units", with_history(H(value=17.2, unit="mg/dL")), JSON, 200, None,
+         lambda d: d["results"][0]["delta"]["previous"]["unit"] == "mmol/L"),
+    Case("history-of-another-analyte-only", with_history({"analyte": "b12", "value": 300, "unit": "pg/mL",
+                                                          "collected_at": "2026-11-01T08:00:00Z"}), JSON, 200, None, _no_delta),
+    Case("history-older-than-the-look-back", with_history(H(collected_at="2020-01-01T00:00:00Z")), JSON, 200, None, _no_delta),
+    Case("history-at-the-panel-time", with_history(H(collected_at=AT)), JSON, 422, "/history/0/collected_at"),
+    Case("history-after-the-panel", with_history(H(collected_at="2026-11-21T08:00:00Z")), JSON, 422,
+         "/history/0/collected_at"),
+    Case("history-without-panel-time", {"history": [H()], **panel()}, JSON, 422, "/collected_at"),
+    Case("history-time-without-offset", with_history(H(collected_at="2026-11-19T08:00:00")), JSON, 422,
+         "/history/0/collected_at"),
+    Case("history-time-missing", with_history(without(H(), "collected_at")), JSON, 422, "/history/0/collected_at"),
+    Case("history-time-not-a-date", with_history(H(collected_at="yesterday")), JSON, 422, "/history/0/collected_at"),
+    Case("history-unit-unknown", with_history(H(unit="furlong")), JSON, 422, "/history/0/unit"),
+    Case("history-unit-wrong-kind", with_history(H(unit="pg/mL")), JSON, 422, "/history/0/unit"),
+    Case("history-analyte-unknown", with_history(H(analyte="sodium")), JSON, 422, "/history/0/analyte"),
+    Case("history-value-negative", with_history(H(value=-1)), JSON, 422, "/history/0/value"),
+    Case("history-value-nan-text", with_history(H(value="NaN")), JSON, 422, "/history/0/value"),
+    Case("history-value-boolean", with_history(H(value=True)), JSON, 422, "/history/0/value"),
+    Case("history-censored-value", with_history(H(value="<3.0")), JSON, 200, None,
+         lambda d: d["results"][0]["delta"]["change"] is None),
+    Case("history-comparator-unknown", with_history(H(comparator="~")), JSON, 422, "/history/0/comparator"),
+    Case("history-unknown-field", with_history(H(id="h1")), JSON, 422, "/history/0/id"),
+    Case("history-not-a-list", {**with_history(), "history": {"k": 4.4}}, JSON, 422, "/history"),
+    Case("history-item-not-an-object", with_history("4.4"), JSON, 422, "/history/0"),
+    Case("history-at-the-bound", with_history(*(H(collected_at=f"2026-10-{1 + i % 28:02d}T{i % 24:02d}:00:00Z")
+                                                for i in range(MAX_HISTORY))), JSON, 200, None,
+         lambda d: 2 <= len(d["results"][0]["trend"]) <= 10),
+    Case("history-over-the-bound", with_history(*([H()] * (MAX_HISTORY + 1))), JSON, 422, "/history"),
+    Case("history-problems-and-result-problems-together", {**with_history(H(unit="furlong")), "results": [K(unit="x")]},
+         JSON, 422, ("/history/0/unit", "/results/0/unit")),
+    Case("history-broken-shape-still-checks-content", {**with_history(H(unit="furlong"), H(extra=1)), "results": [K()]},
+         JSON, 422, ("/history/0/unit", "/history/1/extra")),
+]
+
 CASES: list[Case] = [
     # ---- syntax and encoding: 400 at the body root
     Case("invalid-json", b'{"results": [}', JSON, 400, ""),
@@ -252,6 +320,8 @@ CASES: list[Case] = [
          JSON, 422, "/results/0/reference_range/source"),
     Case("unknown-field-name-needs-escaping", panel(K(**{"a/b~c": 1})), JSON, 422, "/results/0/a~1b~0c"),
     Case("unknown-field-deeply-nested-value", panel(extra=[[[[[[[[[[{}]]]]]]]]]]), JSON, 422, "/extra"),
+    # ---- history (issue 15): each earlier result is checked like a result, and against the panel's time
+    *HISTORY_CASES,
     # ---- several problems in one request: all of them, at once
     Case("several-problems-at-once", {
         "patient": {"sex": "x", "age_years": -3},

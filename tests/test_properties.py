@@ -398,3 +398,92 @@ def test_unicode_comparators_mean_the_ascii_ones(x, sign):
     assume(len(text) <= 25)
     uni = {"<=": "\u2264", ">=": "\u2265"}[sign]
     assert parse_value(uni + text, None) == parse_value(sign + text, None) == parse_value(float(text), sign)
+
+
+# ---------------------------------------------------------------- f) history (issue 15)
+
+AT = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+
+@st.composite
+def histories(draw, analyte: str) -> list[tuple[float, str, datetime]]:
+    """Earlier results of one analyte: (canonical value, the unit sent, when), at distinct moments
+    within two years before AT (some beyond the look-back), in no particular order."""
+    units = list(KB.analytes[analyte].units)
+    hours = draw(st.lists(st.integers(1, 2 * 365 * 24), min_size=0, max_size=25, unique=True))
+    return [(draw(canonical_values(analyte)), draw(st.sampled_from(units)), AT - timedelta(hours=h)) for h in hours]
+
+
+def history_panel(analyte: str, current: float, items: list[tuple[float, str, datetime]],
+                  extra: tuple = ()) -> PanelInput:
+    from service.core.model import HistoryInput
+
+    a = KB.analytes[analyte]
+    history = tuple(HistoryInput(v / a.factors[u], u, t, analyte=analyte) for v, u, t in items) + extra
+    return PanelInput(results=(ResultInput(current, a.canonical_unit, analyte=analyte, id="r"),),
+                      collected_at=AT, history=history)
+
+
+def _report(panel: PanelInput) -> dict[str, Any]:
+    return interpret_panel(panel, KB).to_dict()["results"][0]
+
+
+@CORE
+@given(data=st.data())
+def test_the_newest_earlier_result_within_the_look_back_is_the_previous_one(data):
+    analyte = data.draw(st.sampled_from(ANALYTES))
+    items = data.draw(histories(analyte))
+    current = data.draw(canonical_values(analyte))
+    got = _report(history_panel(analyte, current, items))
+    within = [i for i in items if AT - i[2] <= timedelta(days=KB.history.max_age_days)]
+    if not within:
+        assert got["delta"] is None and got["trend"] == []
+        return
+    value, _, when = max(within, key=lambda i: i[2])
+    d = got["delta"]
+    assert math.isclose(d["previous"]["value"], value, rel_tol=1e-5, abs_tol=1e-9)
+    assert d["previous"]["collected_at"] == when.isoformat() and d["previous"]["unit"] == KB.analytes[analyte].canonical_unit
+    assert math.isclose(d["change"], current - value, rel_tol=1e-4, abs_tol=1e-6)
+    assert math.isclose(d["hours"], (AT - when).total_seconds() / 3600, rel_tol=1e-6)
+    trend = got["trend"]
+    assert len(trend) == min(len(within) + 1, KB.history.trend_points)
+    assert [p["collected_at"] for p in trend] == sorted(p["collected_at"] for p in trend)  # oldest first
+    assert trend[-1]["collected_at"] == AT.isoformat()
+    if d["significant"]:
+        assert d["rule"] is not None and d["source"] is not None
+
+
+@CORE
+@given(data=st.data())
+def test_order_duplicates_units_and_other_analytes_do_not_change_the_answer(data):
+    analyte = data.draw(st.sampled_from(ANALYTES))
+    items = data.draw(histories(analyte))
+    current = data.draw(canonical_values(analyte))
+    plain = _report(history_panel(analyte, current, items))
+    shuffled = data.draw(st.permutations(items))
+    repeated = shuffled + data.draw(st.lists(st.sampled_from(items), max_size=5)) if items else shuffled
+    other = data.draw(st.sampled_from([a for a in ANALYTES if a != analyte]))
+    from service.core.model import HistoryInput
+
+    others = tuple(HistoryInput(v, u, t, analyte=other) for v, u, t in data.draw(histories(other)))
+    for variant in (history_panel(analyte, current, list(repeated)), history_panel(analyte, current, items, others)):
+        assert _report(variant) == plain
+    in_canonical = [(v, KB.analytes[analyte].canonical_unit, t) for v, _, t in items]
+    again = _report(history_panel(analyte, current, in_canonical))
+    assert (again["delta"] is None) == (plain["delta"] is None)
+    if plain["delta"] is not None:
+        assert math.isclose(again["delta"]["change"], plain["delta"]["change"], rel_tol=1e-4, abs_tol=1e-5)
+
+
+@CORE
+@given(data=st.data())
+def test_history_never_changes_the_band_flag_or_critical_alarm(data):
+    """History adds a delta and notes; it never changes how the value itself is classified."""
+    analyte = data.draw(st.sampled_from(ANALYTES))
+    current = data.draw(canonical_values(analyte))
+    alone = _report(history_panel(analyte, current, []))
+    with_history = _report(history_panel(analyte, current, data.draw(histories(analyte))))
+    for key in ("band", "flag", "critical", "implausible", "normalized", "reference_range"):
+        assert with_history[key] == alone[key], key
+    alone_notes = {n["id"] for n in alone["notes"]}
+    assert alone_notes <= {n["id"] for n in with_history["notes"]}

@@ -35,6 +35,15 @@ def test_gunicorn_serves_a_panel_over_http(server):
         data = json.load(resp)
         assert resp.headers["X-Request-ID"] == "t-1" and resp.headers["Cache-Control"] == "no-store"
     assert [(r["id"], r["band"]) for r in data["results"]] == [("k-7f3a", "low"), ("b12", "deficient")]
+    # Issue 15: the same panel with an earlier potassium of two days before.
+    body |= {"collected_at": "2026-11-20T08:00:00Z",
+             "history": [{"code": "2823-3", "value": 4.4, "unit": "mEq/L", "collected_at": "2026-11-18T09:00:00+01:00"}]}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=json.dumps(body).encode(),
+                                 headers={**AUTH, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        k, b12 = json.load(resp)["results"]
+    assert (k["delta"]["previous"]["value"], k["delta"]["hours"], k["delta"]["significant"]) == (4.4, 48.0, True)
+    assert "delta-significant-change" in {n["id"] for n in k["notes"]} and b12["delta"] is None
     bad = urllib.request.Request(f"http://127.0.0.1:{port}/v1/interpretations", data=b"{",
                                  headers={**AUTH, "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
