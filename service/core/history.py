@@ -34,15 +34,17 @@ class Earlier(NamedTuple):
     value: float
     comparator: str | None
     collected_at: datetime
+    iso: str  # collected_at as the report writes it (once per item, not once per use)
 
 
 class TrendPoint(NamedTuple):
     collected_at: datetime
     value: float  # canonical unit
     comparator: str | None
+    iso: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"collected_at": self.collected_at.isoformat(), "value": tidy(self.value), "comparator": self.comparator}
+        return {"collected_at": self.iso, "value": tidy(self.value), "comparator": self.comparator}
 
 
 class Delta(NamedTuple):
@@ -66,7 +68,7 @@ class Delta(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         p = self.previous
         return {"previous": {"value": tidy(p.value), "unit": self.unit, "comparator": p.comparator,
-                             "collected_at": p.collected_at.isoformat()},
+                             "collected_at": p.iso},
                 "change": tidy(self.change), "change_percent": tidy(self.change_percent), "hours": tidy(self.hours),
                 "significant": self.significant, "rule": None if self.rule is None else self.rule.id,
                 "source": None if self.rule is None else self.rule.source,
@@ -105,7 +107,8 @@ def _check(item: HistoryInput, kb: Knowledge) -> tuple[Earlier | None, list[Prob
         problems.append(Problem(("collected_at",), "must include a UTC offset (for example 2026-11-19T08:00:00Z)"))
     if problems or analyte is None or unit is None or item.collected_at is None:
         return None, problems
-    return Earlier(analyte.id, value * analyte.factors[unit.id], comparator, item.collected_at), problems
+    when = item.collected_at
+    return Earlier(analyte.id, value * analyte.factors[unit.id], comparator, when, when.isoformat()), problems
 
 
 def resolve_history(panel: PanelInput, kb: Knowledge) -> tuple[dict[str, list[Earlier]], list[Problem]]:
@@ -163,6 +166,6 @@ def trend(earlier: list[Earlier], current: float, comparator: str | None, collec
     when there is no earlier result (nothing to draw)."""
     if not earlier:
         return ()
-    series = [TrendPoint(e.collected_at, e.value, e.comparator) for e in earlier]
-    series.append(TrendPoint(collected_at, current, comparator))
-    return tuple(series[-points:])
+    series = [TrendPoint(e.collected_at, e.value, e.comparator, e.iso) for e in earlier[-points + 1:]]
+    series.append(TrendPoint(collected_at, current, comparator, collected_at.isoformat()))
+    return tuple(series)

@@ -162,12 +162,13 @@ def _adjusted(classified: list[tuple[Fact, tuple]], kb: Knowledge,
 def _notes(rules: tuple[NoteRule, ...], env: Env) -> tuple[Note, ...]:
     notes = []
     for rule in rules:
-        if not rule.placeholders:
-            if rule.test(env):
-                notes.append(rule.note)
+        if not rule.test(env):
             continue
-        values = {p: placeholder_text(p, env) for p in rule.placeholders}
-        if None not in values.values() and rule.test(env):
+        if not rule.placeholders:
+            notes.append(rule.note)
+            continue
+        values = {p: placeholder_text(p, env) for p in rule.placeholders}  # only for rules that hold
+        if None not in values.values():
             notes.append(Note(rule.id, rule.severity, rule.text.format_map(values), rule.references, rule.citations))
     return tuple(notes)
 
