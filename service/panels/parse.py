@@ -25,7 +25,7 @@ def to_result(d: dict[str, Any]) -> ResultInput:
 
 def to_history(d: dict[str, Any]) -> HistoryInput:
     return HistoryInput(value=d["value"], unit=d["unit"], collected_at=d.get("collected_at"), analyte=d.get("analyte"),
-                        code=d.get("code"), comparator=d.get("comparator"))
+                        code=d.get("code"))
 
 
 def to_panel(d: dict[str, Any]) -> PanelInput:

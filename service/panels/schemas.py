@@ -93,8 +93,7 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int, max_history: 
         analyte = fields.String(metadata={"description": "Analyte id or alias, as in a result. Give this or `code`.",
                                           "x-known-values": names})
         code = fields.String(metadata={"description": "LOINC code. Give this or `analyte`.", "x-known-values": codes})
-        value = NumberOrCensored(required=True, metadata=value_doc)
-        comparator = fields.String(validate=validate.OneOf(COMPARATORS))
+        value = NumberOrCensored(required=True, metadata=value_doc)  # a censored one carries its sign: "<50"
         unit = fields.String(required=True, metadata={"description": "Any unit accepted for the analyte.",
                                                       "x-known-values": units})
         collected_at = fields.AwareDateTime(required=True, metadata={
