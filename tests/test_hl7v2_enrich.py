@@ -365,3 +365,43 @@ def test_fields_python_hl7_cannot_unescape_are_never_logged(caplog, capfd):
     out, err = capfd.readouterr()
     for secret in ("QUIXOTE", "1947", "3.1", "mmol"):
         assert secret not in caplog.text and secret not in err and secret not in out
+
+
+# ---------------------------------------------------------------- history within one message (issue 15)
+
+def _two_orders(first: str, second: str, pid2: bool = False) -> bytes:
+    segments = ["MSH|^~\\&|LIS|LAB|EHR|HOSP|20261120083000+0000||ORU^R01^ORU_R01|MSG1|P|2.5.1",
+                "PID|1||P1^^^HOSP^MR||DOE^JANE||19580312|F",
+                "OBR|1|O1|F1|24323-8^Metabolic panel^LN|||20261118080000+0000", first]
+    if pid2:
+        segments.append("PID|2||P2^^^HOSP^MR||ROE^RICHARD||19600101|M")
+    segments += ["OBR|2|O2|F2|24323-8^Metabolic panel^LN|||20261120080000+0000", second]
+    return ("\r".join(segments) + "\r").encode()
+
+
+def _obx8(raw: bytes) -> list[str]:
+    return [s.split("|")[8] for s in raw.decode().split("\r") if s.startswith("OBX|")]
+
+
+def test_an_earlier_order_of_the_patient_is_history_for_the_newest_result():
+    k = "OBX|1|NM|2823-3^Potassium^LN||{}|mmol/L^mmol/L^UCUM|||||F"
+    out = enrich(read_message(_two_orders(k.format("4.4"), k.format("3.0"))), KB, 100)
+    assert _obx8(out.raw) == ["N", "L~D"]  # the older result stands as it is, the newer gains D
+    text = out.raw.decode()
+    assert "from 4.4 to 3.0 mmol/L over 2 days" in text and "delta-check limit" in text
+    rising = enrich(read_message(_two_orders(k.format("3.6"), k.format("5.0"))), KB, 100)
+    assert _obx8(rising.raw) == ["N", "N~U"]
+    small = enrich(read_message(_two_orders(k.format("4.0"), k.format("4.4"))), KB, 100)
+    assert _obx8(small.raw) == ["N", "N"]  # a change within the limit gets no change flag
+
+
+def test_another_patients_order_is_never_history():
+    k = "OBX|1|NM|2823-3^Potassium^LN||{}|mmol/L^mmol/L^UCUM|||||F"
+    out = enrich(read_message(_two_orders(k.format("4.4"), k.format("3.0"), pid2=True)), KB, 100)
+    assert _obx8(out.raw) == ["N", "L"] and "delta-check limit" not in out.raw.decode()
+
+
+def test_a_laboratorys_own_change_flag_gives_way_to_ours():
+    first = "OBX|1|NM|2823-3^Potassium^LN||4.4|mmol/L^mmol/L^UCUM|||||F"
+    second = "OBX|1|NM|2823-3^Potassium^LN||3.0|mmol/L^mmol/L^UCUM||U~W|||F"
+    assert _obx8(enrich(read_message(_two_orders(first, second)), KB, 100).raw) == ["N", "L~D~W"]

@@ -77,13 +77,19 @@ class Delta(NamedTuple):
     def text(self, current: float, comparator: str | None) -> str:
         """"from 4.4 to 3.0 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)", as note texts quote it."""
         p = self.previous
-        previous = f"{p.comparator or ''}{tidy(p.value):g}"
-        now = f"{comparator or ''}{tidy(current):g}"
-        out = f"from {previous} to {now} {self.unit} over {elapsed(self.hours)}"
+        before, after = _same_decimals(p.value, current)
+        out = f"from {p.comparator or ''}{before} to {comparator or ''}{after} {self.unit} over {elapsed(self.hours)}"
         if self.change is not None:
             out += f" (change {tidy(self.change):+g} {self.unit}"
             out += f", {self.change_percent:+.1f}%)" if self.change_percent is not None else ")"
         return out
+
+
+def _same_decimals(*values: float) -> list[str]:
+    """Values with as many decimals as the more precise one ("4.4" and "3.0", as laboratories print them)."""
+    shown = [f"{tidy(v):g}" for v in values]
+    decimals = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
+    return [f"{tidy(v):.{decimals}f}" for v in values]
 
 
 def history_problems(item: HistoryInput, kb: Knowledge) -> list[Problem]:

@@ -8,19 +8,21 @@ as NTEs. Everything else is left as it came (er7.Er7Message.edited). No Flask he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..core import Context, InputError, PanelInput, PanelReport, interpret_panel
 from ..core.knowledge import Knowledge
+from ..core.model import HistoryInput
 from ..core.report import ResultReport, tidy
 from .er7 import Er7Message
 from .oru import Observation, Order, read_orders
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
 # Table 0078 flags that say where the value lies against the interval: ours replace them. Any other
-# flag the laboratory sent (U, D, B, W, R, S, MS, VS, ...) is kept after ours, so a later delta-check
-# (U/D) feature adds its flag beside ours rather than in place of it.
+# flag the laboratory sent (B, W, R, S, MS, VS, ...) is kept after ours. U and D (significant change
+# up or down) are ours too when the message holds an earlier result of the analyte for the patient.
 POSITION_FLAGS = frozenset({"L", "H", "LL", "HH", "N", "A", "AA", "<", ">"})
+CHANGE_FLAGS = {"rise": "U", "fall": "D"}
 NTE_SOURCE = b"O"  # HL7 table 0105: other system is the source of the comment
 SIGNATURE = "labinterp"
 
@@ -90,15 +92,19 @@ def _interval_text(r: ResultReport) -> str:
 
 
 def _obx(msg: Er7Message, obs: Observation, r: ResultReport) -> bytes:
-    """The OBX with our flag in OBX-8 (other flags kept) and our interval in an empty OBX-7."""
+    """The OBX with our flags in OBX-8 (the position, and U or D for a significant change; the
+    laboratory's other flags kept) and our interval in an empty OBX-7."""
     fields = msg.fields_raw(obs.index)
     fields += [b""] * (9 - len(fields))
     if not fields[7].strip():
         fields[7] = msg.escape(_interval_text(r))
-    if r.flag:
+    change = CHANGE_FLAGS.get(r.delta.direction or "") if r.delta is not None and r.delta.significant else None
+    ours = [f.encode() for f in (r.flag, change) if f]
+    if ours:
         rep = msg.encoding_chars[1].encode()
-        kept = [f for f in fields[8].split(rep) if f.strip() and f.strip().decode("latin-1").upper() not in POSITION_FLAGS]
-        fields[8] = rep.join([r.flag.encode()] + kept)
+        replaced = POSITION_FLAGS | ({"U", "D"} if change else set())
+        kept = [f for f in fields[8].split(rep) if f.strip() and f.strip().decode("latin-1").upper() not in replaced]
+        fields[8] = rep.join(ours + kept)
     return msg.field_separator.join(fields)
 
 
@@ -114,7 +120,34 @@ def _result_texts(obs: Observation, r: ResultReport) -> list[str]:
     return texts + [f"{SIGNATURE} {note.as_text()}" for note in r.notes]
 
 
-def _interpret(order: Order, kb: Knowledge, max_results: int, now: datetime | None) -> PanelReport | None:
+def _history(order: Order, orders: list[Order], kb: Knowledge) -> tuple[HistoryInput, ...]:
+    """The earlier results of the same patient (PID) in the message, for the analytes whose newest result
+    of the message this order holds: those get a delta; older ones are interpreted as they stand."""
+    if order.collected is None:
+        return ()
+    mine = [o for o in orders if o.pid == order.pid and o.collected is not None]
+    newest: dict[str, datetime] = {}
+    for o in mine:
+        for obs in o.observations:
+            if (name := _analyte_of(obs, kb)) is not None and o.collected > newest.get(name, datetime.min.replace(tzinfo=UTC)):
+                newest[name] = o.collected  # type: ignore[assignment]
+    wanted = {name for name, when in newest.items() if when == order.collected}
+    return tuple(HistoryInput(obs.result.value, obs.result.unit, o.collected, obs.result.analyte, obs.result.code,
+                              obs.result.comparator)
+                 for o in mine if o.collected < order.collected  # type: ignore[operator]
+                 for obs in o.observations if obs.result is not None and _analyte_of(obs, kb) in wanted)
+
+
+def _analyte_of(obs: Observation, kb: Knowledge) -> str | None:
+    r = obs.result
+    if r is None:
+        return None
+    a = kb.by_loinc.get(r.code or "") or kb.find_analyte(r.analyte or "")
+    return None if a is None else a.id
+
+
+def _interpret(order: Order, kb: Knowledge, max_results: int, now: datetime | None,
+               history: tuple[HistoryInput, ...] = ()) -> PanelReport | None:
     usable = [o for o in order.observations if o.result is not None]
     if not usable:
         return None
@@ -122,7 +155,8 @@ def _interpret(order: Order, kb: Knowledge, max_results: int, now: datetime | No
         order.remarks.append(f"not interpreted: more than {max_results} results of analytes the service "
                              "interprets in one order")
         return None
-    panel = PanelInput(tuple(o.result for o in usable if o.result), order.patient, Context(), order.collected)
+    panel = PanelInput(tuple(o.result for o in usable if o.result), order.patient, Context(), order.collected,
+                       history[-max_results:])
     try:
         return interpret_panel(panel, kb, now=now)
     except InputError as exc:  # every result was checked on its own; this would be a panel-level rule
@@ -137,8 +171,9 @@ def enrich(msg: Er7Message, kb: Knowledge, max_results: int, now: datetime | Non
     edits = _Edits(msg)
     reports: list[PanelReport] = []
     interpreted = refused = 0
-    for order in read_orders(msg, kb, now):
-        report = _interpret(order, kb, max_results, now)
+    orders = read_orders(msg, kb, now)
+    for order in orders:
+        report = _interpret(order, kb, max_results, now, _history(order, orders, kb))
         results = iter(report.results) if report else iter(())
         for obs in order.observations:
             r = next(results) if obs.result is not None and report else None

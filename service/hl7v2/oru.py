@@ -54,6 +54,7 @@ class Order:
     collected: datetime | None
     observations: list[Observation] = field(default_factory=list)
     remarks: list[str] = field(default_factory=list)
+    pid: int | None = None  # the PID segment it belongs to: the same patient for every order under it
 
 
 def _number(text: str) -> float | None:
@@ -233,5 +234,5 @@ def read_orders(msg: Er7Message, kb: Knowledge, now: datetime | None = None) -> 
         message_time, _ = _time(msg.field(0, 7), offset)
         on = (collected or message_time or now or datetime.now(UTC)).date()
         patient = _patient(msg, patient_at, on, remarks)
-        orders.append(Order(obr, patient, collected, observations, remarks))
+        orders.append(Order(obr, patient, collected, observations, remarks, patient_at))
     return orders
