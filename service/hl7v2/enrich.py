@@ -8,7 +8,7 @@ as NTEs. Everything else is left as it came (er7.Er7Message.edited). No Flask he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ..core import Context, InputError, PanelInput, PanelReport, interpret_panel
 from ..core.knowledge import Knowledge
@@ -123,18 +123,20 @@ def _result_texts(obs: Observation, r: ResultReport) -> list[str]:
 def _history(order: Order, orders: list[Order], kb: Knowledge) -> tuple[HistoryInput, ...]:
     """The earlier results of the same patient (PID) in the message, for the analytes whose newest result
     of the message this order holds: those get a delta; older ones are interpreted as they stand."""
-    if order.collected is None:
+    at = order.collected
+    if at is None:
         return ()
-    mine = [o for o in orders if o.pid == order.pid and o.collected is not None]
+    timed = [(o.collected, o) for o in orders if o.pid == order.pid and o.collected is not None]
     newest: dict[str, datetime] = {}
-    for o in mine:
+    for when, o in timed:
         for obs in o.observations:
-            if (name := _analyte_of(obs, kb)) is not None and o.collected > newest.get(name, datetime.min.replace(tzinfo=UTC)):
-                newest[name] = o.collected  # type: ignore[assignment]
-    wanted = {name for name, when in newest.items() if when == order.collected}
-    return tuple(HistoryInput(obs.result.value, obs.result.unit, o.collected, obs.result.analyte, obs.result.code,
+            name = _analyte_of(obs, kb)
+            if name is not None and (name not in newest or when > newest[name]):
+                newest[name] = when
+    wanted = {name for name, when in newest.items() if when == at}
+    return tuple(HistoryInput(obs.result.value, obs.result.unit, when, obs.result.analyte, obs.result.code,
                               obs.result.comparator)
-                 for o in mine if o.collected < order.collected  # type: ignore[operator]
+                 for when, o in timed if when < at
                  for obs in o.observations if obs.result is not None and _analyte_of(obs, kb) in wanted)
 
 
