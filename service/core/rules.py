@@ -128,7 +128,10 @@ def _all(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def every(env: Env) -> bool:
-        return all(part(env) for part in parts)
+        for part in parts:  # a loop, not all(<generator>): rules run on every request
+            if not part(env):
+                return False
+        return True
     return every
 
 
@@ -136,7 +139,10 @@ def _any(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def some(env: Env) -> bool:
-        return any(part(env) for part in parts)
+        for part in parts:
+            if part(env):
+                return True
+        return False
     return some
 
 
@@ -177,7 +183,12 @@ def _result(arg: Any, at: str, scope: RuleScope) -> Predicate:
     arg = _mapping(arg, at, {"analyte", "band_in"})
     name = _analyte_name(arg.get("analyte"), f"{at}.analyte", scope)
     want = _str_list(arg.get("band_in"), f"{at}.band_in", scope.bands_of[name])
-    return lambda env: any(f.analyte == name and f.band in want for f in env.facts)
+    def test(env: Env) -> bool:
+        for f in env.facts:
+            if f.analyte == name and f.band in want:
+                return True
+        return False
+    return test
 
 
 def _any_result(arg: Any, at: str, scope: RuleScope) -> Predicate:
