@@ -220,13 +220,14 @@ def _decimals(text: str) -> int:
 
 def _in_unit_of(r: ResultReport, canonical: float, kb: Knowledge) -> str:
     """A value of the result's analyte in the canonical unit, written in the result's own unit (as its
-    summary gives the result), to at most one decimal more than the result itself shows."""
+    summary gives the result) to as many decimals as the result shows, or one more when it has them
+    (4.4 beside 3.0, 5.0 beside 3.8, 4.45 beside 3.0, 9.6 mg/dL as 2.40 beside 2.0 mmol/L)."""
     unit = kb.units.lookup(r.unit)
     factor = kb.analytes[r.analyte].factors.get(unit.id) if unit else None
     value = canonical / factor if factor else canonical
-    text = f"{tidy(value):g}"
-    most = _decimals(str(r.value)) + 1
-    return f"{value:.{most}f}" if _decimals(text) > most else text
+    shown = _decimals(str(r.value))
+    places = min(max(_decimals(f"{tidy(value):g}"), shown), shown + 1)
+    return f"{value:.{places}f}"
 
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
