@@ -51,6 +51,7 @@ def test_discovery_lists_one_patient_view_service_with_a_prefetch_per_analyte(cl
         template = service["prefetch"][key]
         assert template.startswith("Observation?patient={{context.patientId}}&code=")
         assert template.count("http://loinc.org|") == len(codes) and all(f"|{c}" in template for c in codes)
+        assert template.endswith("&_sort=-date&_count=5")  # the newest and its history (test_cds_history.py)
 
 
 def test_low_potassium_after_a_b12_injection(client, conform):

@@ -1,7 +1,9 @@
 """CDS Hooks 2.0 service on the patient-view hook: discovery, prefetch reading, cards. No Flask here.
 
 CDS Hooks has no hook for a result arriving, so the service runs when a chart is opened and reads
-the newest result of each analyte from the prefetch (interop.md 3.4).
+the newest result of each analyte from the prefetch (interop.md 3.4). The prefetch asks for the few
+newest results of each analyte: the older ones are the newest one's history, so a card can say that it
+changed significantly since the previous result.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..core.classify import concern
+from ..core.deltas import elapsed
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
 from ..core.report import Note, PanelReport, ResultReport, tidy
@@ -19,6 +22,7 @@ SERVICE_ID = "labinterp-panel"
 HOOK = "patient-view"
 CONTEXT_KEYS = ("medicationAdministrations", "medicationStatements")
 SUMMARY_MAX = 139  # the spec: a one-sentence summary of fewer than 140 characters
+HISTORY_COUNT = 5  # results per analyte the prefetch asks for, newest first: the newest and its history
 # A result's standing as a card indicator; a note's severity (info|warning|critical) is one already.
 CARD_INDICATOR = {"critical": "critical", "abnormal": "warning", "implausible": "warning",
                   "watch": "info", "indeterminate": "info"}
@@ -52,16 +56,19 @@ def discovery(kb: Knowledge) -> dict[str, Any]:
     prefetch = {"patient": f"Patient/{patient}"}
     for a in analyte_keys(kb):
         codes = ",".join(f"http://loinc.org|{c.code}" for c in kb.analytes[a].loinc)
-        prefetch[a] = f"Observation?patient={patient}&code={codes}&_sort=-date&_count=1"
+        prefetch[a] = f"Observation?patient={patient}&code={codes}&_sort=-date&_count={HISTORY_COUNT}"
     prefetch["medicationAdministrations"] = f"MedicationAdministration?patient={patient}&_count=50"
     prefetch["medicationStatements"] = f"MedicationStatement?patient={patient}&_count=50"
     return {"services": [{
         "hook": HOOK, "id": SERVICE_ID, "title": "Lab panel interpretation (B12, K, Mg, Ca)",
         "description": "Interprets the newest serum vitamin B12, potassium, magnesium and calcium results "
-                       "against sourced reference ranges, with notes that combine them with B12 injections "
-                       "and medications. One card per abnormal result or panel finding. Decision support only.",
+                       "against sourced reference ranges, compares each with the earlier results prefetched "
+                       "with it, and adds notes that combine them with B12 injections and medications. One "
+                       "card per abnormal or significantly changed result or panel finding. Decision support "
+                       "only.",
         "prefetch": prefetch,
-        "usageRequirements": "Prefetch `patient` and each analyte key; the two medication keys are optional. "
+        "usageRequirements": "Prefetch `patient` and each analyte key (its newest results first, the older "
+                             "ones are compared with the newest); the two medication keys are optional. "
                              "The service does not query the FHIR server itself.",
     }]}
 
@@ -131,7 +138,7 @@ def cards(request: dict[str, Any], kb: Knowledge, max_resources: int, now: datet
                 by_analyte[analyte] = m
         return list(by_analyte.values())
 
-    result = interpret_read(read, kb, now, select=newest)
+    result = interpret_read(read, kb, now, select=newest)  # the others of each analyte are its history
     if reports is not None:
         reports.extend(p.report for p in result.panels)
     out: list[dict[str, Any]] = []
@@ -174,15 +181,70 @@ def _limits(r: ResultReport) -> str:
 
 
 def _result_card(r: ResultReport, kb: Knowledge, collected: datetime | None) -> dict[str, Any] | None:
+    """A card for an abnormal result or one that changed significantly since the previous result."""
     analyte = kb.analytes[r.analyte]
     standing = concern(analyte, r.band, r.flag, r.critical)
-    if standing == "normal":
+    change = _change(r, kb)
+    if standing == "normal" and change is None:
         return None
-    indicator = CARD_INDICATOR[standing]
+    indicator = CARD_INDICATOR.get(standing, "info")
+    if change is not None and SEVERITY_ORDER.index(indicator) < SEVERITY_ORDER.index(CHANGE_INDICATOR):
+        indicator = CHANGE_INDICATOR  # a critical result stays critical
     band = r.band.replace("critical_", "critically ").replace("_", " ")
-    summary = f"{analyte.name} {r.comparator or ''}{r.value} {r.unit}: {band} (reference {_limits(r)})"
+    head = f"{analyte.name} {r.comparator or ''}{r.value} {r.unit}" + (f", {change}" if change else "")
+    summary = f"{head}: {band} (reference {_limits(r)})"
+    if len(summary) > SUMMARY_MAX:
+        summary = f"{head}: {band}"
     when = f"Collected {collected.date().isoformat()}.\n\n" if collected else ""
-    return _card(summary, indicator, when + _detail(r.notes, kb), kb)
+    return _card(summary, indicator, when + _trend(r) + _detail(r.notes, kb), kb)
+
+
+SEVERITY_ORDER = ("info", "warning", "critical")
+CHANGE_INDICATOR = "warning"  # as the core's note on a significant change (delta-significant-change)
+
+
+def _change(r: ResultReport, kb: Knowledge) -> str | None:
+    """"down from 4.4 two days earlier" for a significant change since the previous result, the
+    previous value in the unit of this one; None otherwise. "Earlier" counts from this result's
+    collection, as the delta does, not from the time the chart is opened."""
+    delta = r.delta
+    if delta is None or not delta.significant or delta.direction is None:
+        return None
+    word = "up" if delta.direction == "rise" else "down"
+    return f"{word} from {_in_unit_of(r, delta.previous.value, kb)} {_spelled(elapsed(delta.hours))} earlier"
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
+
+
+def _in_unit_of(r: ResultReport, canonical: float, kb: Knowledge) -> str:
+    """A value of the result's analyte in the canonical unit, written in the result's own unit (as its
+    summary gives the result) to as many decimals as the result shows, or one more when it has them
+    (4.4 beside 3.0, 5.0 beside 3.8, 4.45 beside 3.0, 9.6 mg/dL as 2.40 beside 2.0 mmol/L)."""
+    unit = kb.units.lookup(r.unit)
+    factor = kb.analytes[r.analyte].factors.get(unit.id) if unit else None
+    value = canonical / factor if factor else canonical
+    shown = _decimals(str(r.value))
+    places = min(max(_decimals(f"{tidy(value):g}"), shown), shown + 1)
+    return f"{value:.{places}f}"
+
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _spelled(interval: str) -> str:
+    """"2 days" -> "two days" (numbers up to ten in words, as prose writes them)."""
+    number, _, rest = interval.partition(" ")
+    return f"{NUMBER_WORDS[int(number)]} {rest}" if number.isdigit() and int(number) < len(NUMBER_WORDS) else interval
+
+
+def _trend(r: ResultReport) -> str:
+    """The analyte's results the delta was judged on, oldest first, in the canonical unit (markdown)."""
+    if not r.trend:
+        return ""
+    points = ", ".join(f"{p.comparator or ''}{tidy(p.value):g} ({p.collected_at.date().isoformat()})" for p in r.trend)
+    return f"Results ({r.canonical_unit}, oldest first): {points}.\n\n"
 
 
 def _source_links(n: Note) -> str:

@@ -41,7 +41,8 @@ class HookRequestSchema(StrictSchema):
     prefetch = fields.Dict(keys=fields.String(validate=validate.Length(max=MAX_PREFETCH_KEY)), values=fields.Raw(allow_none=True),
                            metadata={"description": "FHIR resources (searches as searchset Bundles) or null, by the "
                                                     "keys of the discovery document. `patient` and each analyte key "
-                                                    "are required (null means no data)."})
+                                                    "are required (null means no data); an analyte's older results "
+                                                    "are the newest one's history."})
     extension = fields.Dict()
 
 
@@ -95,9 +96,10 @@ def make_door(kb: Knowledge, settings: Settings) -> Door:
                    parameters=[{"in": "path", "name": "service_id", "required": True,
                                 "schema": {"type": "string", "enum": [SERVICE_ID]}}],
                    requestBody={"required": True, "content": json_content(HookRequestSchema)},
-                   responses={"200": response("One card per abnormal result or panel finding.", CardsSchema)})
+                   responses={"200": response("One card per abnormal or significantly changed result, or panel "
+                                               "finding.", CardsSchema)})
     def call(service_id: str) -> ResponseReturnValue:
-        """Call the service: the newest result of each analyte from the prefetch, interpreted, as cards."""
+        """Call the service: the newest result of each analyte from the prefetch, compared with the older ones, as cards."""
         if service_id != SERVICE_ID:
             raise ApiProblem(404, f"no CDS service {service_id[:60]!r}; see GET /cds-services")
         return json_response(_answer(read_json(settings.max_body_bytes), kb, settings))

@@ -89,6 +89,8 @@ def make_door(kb: Knowledge, settings: Settings) -> Door:
         batch, transaction, searchset), maps each Observation by LOINC code and UCUM unit, reads age and
         sex from a Patient and B12 injections and medications from MedicationAdministration and
         MedicationStatement resources, and returns the enriched Observations in a collection Bundle.
+        The subject's earlier Observations of an analyte are the history of its newest one, which gains
+        `U` or `D` for a significant change.
         """
         try:
             body = read_json(settings.max_body_bytes, accept=ACCEPTED)

@@ -13,6 +13,8 @@ from .observations import RANGE_MEANING, UCUM
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 DISPLAYS = {"LL": "Critical low", "L": "Low", "N": "Normal", "H": "High", "HH": "Critical high",
             "IND": "Indeterminate"}
+# A change beyond the delta-check limit since the subject's previous result (the delta's direction).
+CHANGE_CODES = {"rise": ("U", "Significant change up"), "fall": ("D", "Significant change down")}
 NOTE_SYSTEM = "urn:labinterp:note"
 VERSION_SYSTEM = "urn:labinterp:knowledge-version"
 DETECTED_SEVERITY = {"critical": "high", "warning": "moderate", "info": "low"}
@@ -27,11 +29,24 @@ def _code(r: ResultReport) -> str | None:
     return "IND" if r.band == "indeterminate" else r.flag
 
 
+def _change(r: ResultReport) -> tuple[str, str] | None:
+    """U or D when the result changed significantly since the previous one (its delta), else None."""
+    delta = r.delta
+    if delta is None or not delta.significant:
+        return None
+    return CHANGE_CODES.get(delta.direction or "")
+
+
 def _interpretation(r: ResultReport) -> dict[str, Any]:
-    code = _code(r)
-    concept: dict[str, Any] = {"text": r.band.replace("_", " ")}
-    if code:
-        concept["coding"] = [{"system": INTERPRETATION, "code": code, "display": DISPLAYS[code]}]
+    code, change = _code(r), _change(r)
+    text = r.band.replace("_", " ")
+    codings = [{"system": INTERPRETATION, "code": code, "display": DISPLAYS[code]}] if code else []
+    if change:
+        codings.append({"system": INTERPRETATION, "code": change[0], "display": change[1]})
+        text += f"; {change[1].lower()}"
+    concept: dict[str, Any] = {"text": text}
+    if codings:
+        concept["coding"] = codings
     return concept
 
 
@@ -55,8 +70,10 @@ def _our_range(r: ResultReport, kb: Knowledge) -> dict[str, Any]:
 
 
 def _lab_flags(obs: dict[str, Any]) -> set[str]:
+    """The sending laboratory's v3 codes for where the result falls (not its change codes U and D)."""
+    change = {code for code, _ in CHANGE_CODES.values()}
     return {c.get("code") for i in obs.get("interpretation") or [] for c in i.get("coding") or []
-            if c.get("system") == INTERPRETATION and c.get("code")}
+            if c.get("system") == INTERPRETATION and c.get("code") and c.get("code") not in change}
 
 
 def enrich(obs: dict[str, Any], r: ResultReport, lab_range_used: bool, kb: Knowledge) -> dict[str, Any]:
