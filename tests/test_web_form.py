@@ -46,12 +46,14 @@ class Page(HTMLParser):
         self.elements.append((tag, a))
         if tag == "fieldset":
             self._fieldset_first_child.append(True)
-        if tag not in ("input", "meta", "link", "br", "img", "line", "rect", "polygon"):
+        if tag not in ("input", "meta", "link", "br", "img", "line", "rect", "polygon", "circle", "polyline"):
             self.stack.append((tag, a))
 
     def handle_endtag(self, tag):
         if tag == "fieldset" and self._fieldset_first_child:
             self._fieldset_first_child.pop()
+        if all(t != tag for t, _ in self.stack):
+            return  # the end of an element never pushed (an SVG shape's </rect>): nothing to close
         while self.stack and self.stack[-1][0] != tag:
             self.stack.pop()
         if self.stack:
