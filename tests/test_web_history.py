@@ -7,6 +7,8 @@ import re
 from datetime import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.core import load_knowledge
 from service.panels import Panels
@@ -233,3 +235,26 @@ def test_an_earlier_value_with_a_bad_unit_is_one_message_on_the_unit(client):
     bad = {a["id"] for t, a in page.elements if a.get("aria-invalid") == "true"}
     assert bad == {"potassium_unit"}
     assert page.text_by_id["potassium_unit-error"].count("unknown unit") == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(current=st.sampled_from(["", "3.0", ">7", "abc"]), earlier=st.sampled_from(["", "4.4", "<3", "abc", "0", "9999"]),
+       day=st.sampled_from(["", "2026-11-19", "2026-11-21", "2026-11-25", "2024-01-01", "bad"]),
+       collected=st.sampled_from(["", "2026-11-21"]))
+def test_any_earlier_value_gives_a_page_whose_errors_sit_on_the_fields_typed(client, current, earlier, day, collected):
+    data = {"potassium_value": current, "potassium_unit": "mmol/L", "potassium_previous_value": earlier,
+            "potassium_previous_on": day, "collected_on": collected}
+    resp = post(client, **data)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code in (200, 422) and resp.mimetype == "text/html"
+    parsed = to_panel_json(data, {}, KB)
+    api = client.post("/v1/interpretations", json=parsed.body)
+    if not parsed.own_errors:  # what the form sends, the API judges alike
+        assert (resp.status_code == 200) == (api.status_code == 200)
+    if resp.status_code == 422:
+        bad = {a["id"] for t, a in Page(html).elements if a.get("aria-invalid") == "true"}
+        assert bad <= {"potassium_value", "potassium_previous_value", "potassium_previous_on", "collected_on"}
+        assert bad or (not current and 'id="form-error"' in html)  # nothing typed at all: "enter at least one result"
+    elif earlier:
+        k = result_html(html, "potassium")
+        assert ('data-testid="history"' in k) != ('data-testid="not-compared"' in k)
