@@ -70,7 +70,8 @@ def page(browser):
 
 def accessibility_nodes(page, selector: str) -> list[dict]:
     """Chromium's own accessibility tree (over CDP) for each element matching selector, in page order:
-    the role and accessible name that a screen reader's list of form fields and voice control use.
+    the role, accessible name and description that a screen reader's list of form fields and voice
+    control use.
     Works with JavaScript off (the tree is the browser's, not a script's)."""
     cdp = page.context.new_cdp_session(page)
     try:
@@ -80,7 +81,8 @@ def accessibility_nodes(page, selector: str) -> list[dict]:
             flat = cdp.send("DOM.getAttributes", {"nodeId": node_id})["attributes"]
             ax = cdp.send("Accessibility.getPartialAXTree", {"nodeId": node_id, "fetchRelatives": False})["nodes"][0]
             out.append({"attributes": dict(zip(flat[::2], flat[1::2])), "role": ax.get("role", {}).get("value"),
-                        "name": ax.get("name", {}).get("value", ""), "ignored": ax.get("ignored", False)})
+                        "name": ax.get("name", {}).get("value", ""), "ignored": ax.get("ignored", False),
+                        "description": ax.get("description", {}).get("value", "")})
         return out
     finally:
         cdp.detach()

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 from .browser import AXE_JS, fresh_page, why_no_axe
-from .test_web_browser import base_url, fill_panel, submit_acceptance_panel  # noqa: F401 (base_url: a fixture)
+from .test_web_browser import ACCEPTANCE, base_url, fill_panel, submit_acceptance_panel, submit_with_earlier_values  # noqa: F401 (base_url: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -84,6 +84,22 @@ def test_axe_finds_nothing_on_the_results_page(axe_page, base_url, capsys):
     # alone are left for review, and test_text_contrast_meets_wcag_aa_on_every_page measures them.
     review = [(r["id"], t) for r in results["review"] for t in r["targets"]]
     assert review and all(i == "color-contrast" and ".tick-label" in t for i, t in review), review
+
+
+def test_axe_finds_nothing_on_a_results_page_with_earlier_values(axe_page, base_url, capsys):
+    """Every kind of change the page says: significant, within the limit, not judged (a censored value),
+    not compared (beyond the look-back), each with its trend picture (role img, title and desc)."""
+    panel = {**ACCEPTANCE, "vitamin_b12": ("<150", "pg/mL"), "albumin": ("4.0", "g/dL")}
+    earlier = {"vitamin_b12": ("420", "2026-10-21"), "potassium": ("4.4", "2026-11-19"),
+               "magnesium": ("1.6", "2026-11-20"), "calcium": ("9.2", "2026-11-19"), "albumin": ("4.1", "2025-01-01")}
+    submit_with_earlier_values(axe_page, base_url, panel, earlier)
+    assert axe_page.title().startswith("Interpretation")
+    assert axe_page.locator("svg[data-testid=trend][role=img]").count() == 4
+    assert axe_page.locator("[data-testid=not-compared]").count() == 1
+    results = run_axe(axe_page, "results page with earlier values", capsys)
+    assert results["violations"] == [], json.dumps(results["violations"], indent=1)
+    review = [(r["id"], t) for r in results["review"] for t in r["targets"]]
+    assert all(i == "color-contrast" and ".tick-label" in t for i, t in review), review  # as on the page without
 
 
 def test_axe_finds_nothing_on_the_error_page(axe_page, base_url, capsys):

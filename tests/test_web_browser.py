@@ -147,6 +147,73 @@ def test_invalid_input_comes_back_with_the_values_kept_and_errors_by_the_fields(
     page.screenshot(path=str(SCREENSHOTS / "form-with-errors.png"), full_page=True)
 
 
+def earlier_value_box(page, analyte: str):
+    return page.get_by_role("textbox", name=f"{analyte_label(analyte)} earlier value (optional, same unit)", exact=True)
+
+
+def fill_earlier(page, earlier: dict[str, tuple[str, str]]) -> None:
+    """An earlier value and its day per analyte, by the controls' accessible names."""
+    for analyte, (value, day) in earlier.items():
+        earlier_value_box(page, analyte).fill(value)
+        page.get_by_label(f"{analyte_label(analyte)} earlier value taken on", exact=True).fill(day)
+
+
+EARLIER = {"potassium": ("4.4", "2026-11-19")}  # two days before COLLECTED: 4.4 to 3.0 mmol/L is a fall of 1.4
+
+
+def submit_with_earlier_values(page, base_url: str, panel=None, earlier=None):
+    page.goto(base_url + "/")
+    fill_panel(page, panel or {"potassium": ("3.0", "mmol/L")})
+    fill_earlier(page, earlier or EARLIER)
+    page.get_by_label("Collected on").fill(COLLECTED)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Interpret").click()
+
+
+def test_an_earlier_value_shows_the_change_and_a_trend_a_screen_reader_can_read(page, base_url):
+    submit_with_earlier_values(page, base_url)
+    assert page.title().startswith("Interpretation")
+    k = page.locator("#result-potassium")
+    assert k.get_by_test_id("previous").inner_text() == "Earlier value: 4.4 mmol/L on 2026-11-19, 2 days before this result."
+    assert k.get_by_test_id("change").inner_text() == "Change: -1.4 mmol/L (-31.8%), a fall."
+    verdict = k.get_by_test_id("delta-verdict").inner_text()
+    assert "Significant change" in verdict and "Beyond the delta-check limit of 1 mmol/L within 48 hours." in verdict
+    # What a screen reader is given for the picture: Chromium's own accessibility tree.
+    [svg] = accessibility_nodes(page, "#result-potassium svg[data-testid=trend]")
+    assert svg["role"] in ("image", "img") and not svg["ignored"], svg
+    assert svg["name"] == "Potassium trend: 4.4 mmol/L on 2026-11-19 to 3 mmol/L on 2026-11-21"
+    assert "2026-11-19: 4.4 mmol/L; 2026-11-21: 3 mmol/L (this result)" in svg["description"]
+    assert k.get_by_test_id("trend-points").inner_text().split("\n") == [
+        "2026-11-19: 4.4 mmol/L", "2026-11-21: 3 mmol/L (this result)"]  # the same values, as text
+    box = k.get_by_test_id("trend").bounding_box()
+    assert box is not None and (round(box["width"]), round(box["height"])) == (160, 40)
+    dot, square = k.locator("[data-testid=trend] circle.point"), k.locator("[data-testid=trend] .point.current")
+    a, b = dot.bounding_box(), square.bounding_box()
+    assert a and b and a["x"] < b["x"] and a["y"] < b["y"]  # later to the right; it fell, so lower
+    assert page.locator("script").count() == 0
+    # In print: the results only, the picture drawn in black.
+    page.emulate_media(media="print")
+    assert k.get_by_test_id("trend").is_visible() and not page.locator("#panel-form").is_visible()
+    stroke = page.evaluate("""() => getComputedStyle(
+        document.querySelector('#result-potassium [data-testid=trend] polyline')).stroke""")
+    assert stroke == "rgb(0, 0, 0)"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "results-with-earlier-value-print.png"), full_page=True)
+
+
+def test_an_earlier_value_after_the_collection_date_is_refused_on_its_field(page, base_url):
+    submit_with_earlier_values(page, base_url, earlier={"potassium": ("4.4", "2026-11-22")})
+    assert page.title().startswith("Correct the form")
+    day = page.get_by_label("Potassium earlier value taken on", exact=True)
+    assert day.input_value() == "2026-11-22" and day.get_attribute("aria-invalid") == "true"
+    [node] = accessibility_nodes(page, "#potassium_previous_on")
+    assert "before the collection date" in node["description"]  # the error is the field's description
+    assert earlier_value_box(page, "potassium").input_value() == "4.4"
+    summary = page.locator("#error-summary a")
+    assert summary.count() == 1 and summary.first.get_attribute("href") == "#potassium_previous_on"
+    assert summary.first.inner_text() == "Potassium earlier value taken on"
+
+
 LABEL_TEXTS = """() => Object.fromEntries([...document.querySelectorAll('label[for]')]
     .map(l => [l.htmlFor, l.innerText.replace(/\\s+/g, ' ').trim()]))"""
 

@@ -14,7 +14,7 @@ from ..core.report import PanelReport
 from ..http.door import Door
 from ..panels import Panels
 from . import form as webform
-from . import rangebar
+from . import rangebar, trend
 
 # Pages with patient data: nothing from elsewhere, no framing, forms post only here.
 CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
@@ -29,11 +29,19 @@ def _page(html: str, status: int = 200) -> Response:
 
 
 def _render_form(kb: Knowledge, values: dict[str, Any], errors: dict[str, list[str]],
-                 report: PanelReport | None = None, bars: dict[str, rangebar.RangeBar] | None = None) -> str:
+                 report: PanelReport | None = None, bars: dict[str, rangebar.RangeBar] | None = None,
+                 compared: tuple[str, ...] = ()) -> str:
+    """The page; with a report, its results above the form. `compared`: the analytes sent with an
+    earlier value (one the core left out, beyond its look-back, is said so on the page)."""
+    trends, changes = {}, {}
+    for r in report.results if report else ():
+        trends[r.id] = trend.build(r.trend, r.canonical_unit, kb.analytes[r.analyte].name)
+        changes[r.id] = trend.describe_change(r.delta) if r.delta is not None else None
     return render_template("labinterp/page.html", kb=kb, fields=webform.analyte_fields(kb),
                            vocab=webform.vocabularies(kb), values=values, errors=errors,
                            form_error=webform.FORM_ERROR, labels=webform.field_labels(kb), report=report, bars=bars or {},
-                           analytes=kb.analytes, tone=rangebar.tone)
+                           analytes=kb.analytes, tone=rangebar.tone, trends=trends, changes=changes,
+                           compared=compared, look_back_days=kb.history.max_age_days)
 
 
 def _too_large(limit: int) -> bool:
@@ -71,6 +79,6 @@ def make_door(panels: Panels, max_body_bytes: int) -> Door:
         if errors or outcome.report is None:
             return _page(_render_form(kb, values, errors), 422)
         bars = {r.id: rangebar.build(r, kb.analytes[r.analyte]) for r in outcome.report.results}
-        return _page(_render_form(kb, values, {}, outcome.report, bars))
+        return _page(_render_form(kb, values, {}, outcome.report, bars, parsed.history_sources))
 
     return Door(bp)
