@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .conftest import ROOT, TEST_KEY
@@ -28,6 +29,18 @@ def start_gunicorn(port: int, log_path: Path, env_extra: dict[str, str] | None =
     with open(log_path, "wb") as log:
         return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "service.app:create_app()"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def gunicorn(log_dir: Path, env_extra: dict[str, str] | None = None) -> Iterator[int]:
+    """A ready gunicorn on a free port for the block (its port); stopped after it, and it must stop cleanly."""
+    port = free_port()
+    proc = start_gunicorn(port, log_dir / "gunicorn.log", env_extra)
+    try:
+        wait_ready(port, proc)
+        yield port
+    finally:
+        assert stop(proc) == 0
 
 
 def stop(proc: subprocess.Popen) -> int:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from .conftest import AUTH
 from .fhir_fixtures import observation, patient
-from .servers import free_port, start_gunicorn, stop, wait_ready
+from .servers import gunicorn
 from .test_cds import ANALYTE_KEYS, URL, call, hook_request, searchset
 
 K = "2823-3"
@@ -40,7 +40,7 @@ def test_three_potassiums_give_one_card_telling_of_the_fall_from_the_previous_on
     assert card["indicator"] == "warning"
     assert "Collected 2026-11-21." in card["detail"]
     assert "Results (mmol/L, oldest first): 4.6 (2026-11-15), 4.4 (2026-11-19), 3 (2026-11-21)." in card["detail"]
-    assert "Changed from 4.4 to 3 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)" in card["detail"]
+    assert "Changed from 4.4 to 3.0 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)" in card["detail"]
 
 
 def test_the_order_of_the_searchset_does_not_matter(client):
@@ -142,10 +142,7 @@ def test_the_summary_tells_a_change_exactly_when_the_json_api_finds_it_significa
 
 @pytest.mark.server
 def test_gunicorn_answers_the_change_card_and_the_five_result_prefetch(tmp_path):
-    port = free_port()
-    proc = start_gunicorn(port, tmp_path / "gunicorn.log")
-    try:
-        wait_ready(port, proc)
+    with gunicorn(tmp_path) as port:
         with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/cds-services", headers=AUTH),
                                     timeout=10) as resp:
             (service,) = json.load(resp)["services"]
@@ -155,8 +152,6 @@ def test_gunicorn_answers_the_change_card_and_the_five_result_prefetch(tmp_path)
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200
             cards: list[dict[str, Any]] = json.load(resp)["cards"]
-    finally:
-        assert stop(proc) == 0
     assert service["prefetch"]["potassium"].endswith("&_sort=-date&_count=5")
     assert [(c["indicator"], c["summary"]) for c in cards] == [
         ("warning", "Potassium 3.0 mmol/L, down from 4.4 two days earlier: low (reference 3.5–5.1 mmol/L)")]

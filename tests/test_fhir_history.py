@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import AUTH
 from .fhir_fixtures import INTERPRETATION, bundle, observation, patient
-from .servers import free_port, start_gunicorn, stop, wait_ready
+from .servers import gunicorn
 from .test_fhir import by_id, interpret, outcome_of, post
 
 K, CA_MASS, CA_MOLES = "2823-3", "17861-6", "2000-8"
@@ -46,7 +46,7 @@ def test_the_newest_of_three_potassiums_falls_significantly_and_the_older_ones_g
         "system": INTERPRETATION, "code": "D", "display": "Significant change down"}
     assert k["k-new"]["interpretation"][0]["text"] == "low; significant change down"
     (change,) = change_notes(k["k-new"])  # compared with the newest earlier one: from what, over how long
-    assert change.startswith("[warning] Changed from 4.4 to 3 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)")
+    assert change.startswith("[warning] Changed from 4.4 to 3.0 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)")
     assert "delta-check limit of 1 mmol/L within 48 hours" in change
     for older in ("k-mid", "k-old"):  # interpreted as they are: normal, without a change code or note
         assert codes(k[older]) == ["N"] and change_notes(k[older]) == []
@@ -89,11 +89,11 @@ def test_another_subjects_observation_is_never_history(client):
         observation("k-p2", K, 3.1, "mmol/L", subject="Patient/p2", when="2026-11-20T20:00:00Z"),
         observation("k-p1-old", K, 4.4, "mmol/L", subject="Patient/p1", when="2026-11-19T08:00:00Z"),
         observation("k-p1", K, 3.0, "mmol/L", subject="Patient/p1", when="2026-11-21T08:00:00Z")))
-    assert change_notes(by_id(out)["k-p1"])[0].startswith("[warning] Changed from 4.4 to 3 mmol/L over 2 days")
+    assert change_notes(by_id(out)["k-p1"])[0].startswith("[warning] Changed from 4.4 to 3.0 mmol/L over 2 days")
 
 
 @pytest.mark.parametrize("now_mmol, expect, text", [
-    (2.0, ["L", "D"], "Changed from 9.6 to 8.0156 mg/dL over 24 hours (change -1.5844 mg/dL, -16.5%)"),
+    (2.0, ["L", "D"], "Changed from 9.60 to 8.02 mg/dL over 24 hours (change -1.58 mg/dL, -16.5%)"),
     (2.3, ["N"], None),  # 9.6 mg/dL is 2.395 mmol/L: a fall of 0.38 mg/dL, not the 7.3 of the bare numbers
 ])
 def test_an_earlier_calcium_in_mg_dl_is_compared_with_one_in_mmol_l(client, now_mmol, expect, text):
@@ -200,10 +200,7 @@ def test_the_answer_with_history_conforms_to_the_contract(client, conform):
 
 @pytest.mark.server
 def test_gunicorn_marks_the_newest_potassium_d_against_the_earlier_one(tmp_path):
-    port = free_port()
-    proc = start_gunicorn(port, tmp_path / "gunicorn.log")
-    try:
-        wait_ready(port, proc)
+    with gunicorn(tmp_path) as port:
         body = bundle(patient(), observation("k-then", K, 4.4, "mmol/L", when="2026-11-19T08:00:00Z"),
                       observation("k-now", K, 3.0, "mmol/L", when="2026-11-21T08:00:00Z"))
         req = urllib.request.Request(f"http://127.0.0.1:{port}/fhir/$interpret", data=json.dumps(body).encode(),
@@ -211,8 +208,6 @@ def test_gunicorn_marks_the_newest_potassium_d_against_the_earlier_one(tmp_path)
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/fhir+json")
             out = json.load(resp)
-    finally:
-        assert stop(proc) == 0
     k = by_id(out)
     assert codes(k["k-now"]) == ["L", "D"] and codes(k["k-then"]) == ["N"]
-    assert change_notes(k["k-now"])[0].startswith("[warning] Changed from 4.4 to 3 mmol/L over 2 days")
+    assert change_notes(k["k-now"])[0].startswith("[warning] Changed from 4.4 to 3.0 mmol/L over 2 days")

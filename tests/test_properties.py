@@ -428,13 +428,18 @@ def _report(panel: PanelInput) -> dict[str, Any]:
     return interpret_panel(panel, KB).to_dict()["results"][0]
 
 
-@CORE
-@given(data=st.data())
-def test_the_newest_earlier_result_within_the_look_back_is_the_previous_one(data):
+def _draw_history_case(data: Any) -> tuple[str, list[tuple[float, str, datetime]], float, dict[str, Any]]:
+    """An analyte, earlier results of it, a current value, and the report of the one result."""
     analyte = data.draw(st.sampled_from(ANALYTES))
     items = data.draw(histories(analyte))
     current = data.draw(canonical_values(analyte))
-    got = _report(history_panel(analyte, current, items))
+    return analyte, items, current, _report(history_panel(analyte, current, items))
+
+
+@CORE
+@given(data=st.data())
+def test_the_newest_earlier_result_within_the_look_back_is_the_previous_one(data):
+    analyte, items, current, got = _draw_history_case(data)
     within = [i for i in items if AT - i[2] <= timedelta(days=KB.history.max_age_days)]
     if not within:
         assert got["delta"] is None and got["trend"] == []
@@ -456,10 +461,7 @@ def test_the_newest_earlier_result_within_the_look_back_is_the_previous_one(data
 @CORE
 @given(data=st.data())
 def test_order_duplicates_units_and_other_analytes_do_not_change_the_answer(data):
-    analyte = data.draw(st.sampled_from(ANALYTES))
-    items = data.draw(histories(analyte))
-    current = data.draw(canonical_values(analyte))
-    plain = _report(history_panel(analyte, current, items))
+    analyte, items, current, plain = _draw_history_case(data)
     shuffled = data.draw(st.permutations(items))
     repeated = shuffled + data.draw(st.lists(st.sampled_from(items), max_size=5)) if items else shuffled
     other = data.draw(st.sampled_from([a for a in ANALYTES if a != analyte]))

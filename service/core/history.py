@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .classify import Interval, classify
 from .deltas import DeltaRule, elapsed
 from .errors import Problem
-from .identify import identify
+from .identify import identify_measurement
 from .report import tidy
-from .values import ComparatorError, parse_value
 
 if TYPE_CHECKING:
     from .knowledge import Analyte, Knowledge, Limits
@@ -77,19 +76,23 @@ class Delta(NamedTuple):
     def text(self, current: float, comparator: str | None) -> str:
         """"from 4.4 to 3.0 mmol/L over 2 days (change -1.4 mmol/L, -31.8%)", as note texts quote it."""
         p = self.previous
-        before, after = _same_decimals(p.value, current)
-        out = f"from {p.comparator or ''}{before} to {comparator or ''}{after} {self.unit} over {elapsed(self.hours)}"
+        decimals = _decimals(p.value, current)
+        out = (f"from {p.comparator or ''}{p.value:.{decimals}f} to {comparator or ''}{current:.{decimals}f} "
+               f"{self.unit} over {elapsed(self.hours)}")
         if self.change is not None:
-            out += f" (change {tidy(self.change):+g} {self.unit}"
+            out += f" (change {self.change:+.{decimals}f} {self.unit}"
             out += f", {self.change_percent:+.1f}%)" if self.change_percent is not None else ")"
         return out
 
 
-def _same_decimals(*values: float) -> list[str]:
-    """Values with as many decimals as the more precise one ("4.4" and "3.0", as laboratories print them)."""
+def _decimals(*values: float) -> int:
+    """One number of decimals for a pair, as laboratories print them: as many as the more precise value
+    has ("4.4" and "3.0"), but no more than the size of the values warrants (two below 10, one below
+    100, none above: a converted "8.0156 mg/dL" reads "8.02", a "150.04 pg/mL" reads "150")."""
     shown = [f"{tidy(v):g}" for v in values]
-    decimals = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
-    return [f"{tidy(v):.{decimals}f}" for v in values]
+    given = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
+    largest = max(abs(v) for v in values)
+    return min(given, 2 if largest < 10 else 1 if largest < 100 else 0)
 
 
 def history_problems(item: HistoryInput, kb: Knowledge) -> list[Problem]:
@@ -98,15 +101,8 @@ def history_problems(item: HistoryInput, kb: Knowledge) -> list[Problem]:
 
 
 def _check(item: HistoryInput, kb: Knowledge) -> tuple[Earlier | None, list[Problem]]:
-    analyte, unit, _, found = identify(item.analyte, item.code, item.unit, kb)
-    problems = list(found)
-    value, comparator = 0.0, None
-    try:
-        value, comparator = parse_value(item.value, item.comparator)
-    except ComparatorError as exc:
-        problems.append(Problem(("comparator",), str(exc)))
-    except ValueError as exc:
-        problems.append(Problem(("value",), str(exc)))
+    (analyte, unit, _, _), value, comparator, problems = identify_measurement(
+        item.analyte, item.code, item.unit, item.value, item.comparator, kb)
     if item.collected_at is None:
         problems.append(Problem(("collected_at",), "required: when the earlier specimen was collected"))
     elif item.collected_at.utcoffset() is None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from .errors import Problem
 from .units import Unit, property_of_kind
+from .values import ComparatorError, parse_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from .knowledge import Analyte, Knowledge
@@ -94,3 +95,27 @@ def clean_identities(kb: Knowledge) -> dict[Key, Identity]:
         if not found.problems:
             out[key] = found
     return out
+
+
+class Measurement(NamedTuple):
+    """A result's or an earlier result's names resolved and its value read; `problems` paths relative to it."""
+
+    identity: Identity
+    value: float
+    comparator: str | None
+    problems: list[Problem]
+
+
+def identify_measurement(analyte_text: str | None, code: str | None, unit_text: str | None, value: object,
+                         comparator: str | None, kb: Knowledge) -> Measurement:
+    """`identify`, and the value read as a number or a censored value (ComparatorError: the comparator's fault)."""
+    identity = identify(analyte_text, code, unit_text, kb)
+    problems = list(identity.problems)
+    number, sign = 0.0, None
+    try:
+        number, sign = parse_value(value, comparator)
+    except ComparatorError as exc:
+        problems.append(Problem(("comparator",), str(exc)))
+    except ValueError as exc:
+        problems.append(Problem(("value",), str(exc)))
+    return Measurement(identity, number, sign, problems)

@@ -8,13 +8,13 @@ from typing import NamedTuple
 from .classify import Interval, classify, classify_point, select_limits
 from .errors import InputError, Problem
 from .history import Earlier, judge, resolve_history, trend
-from .identify import identify
+from .identify import identify_measurement
 from .knowledge import LAB_SOURCE, Analyte, Knowledge, NoteRule, load_knowledge
 from .model import LabRange, PanelInput, ResultInput
 from .report import DerivedValue, Note, PanelReport, RangeUsed, ResultReport, is_exact
 from .rules import Env, Fact, placeholder_text
 from .units import Unit
-from .values import ComparatorError, parse_value
+from .values import parse_value
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,15 +70,8 @@ class _Checked(NamedTuple):
 
 def _check(item: ResultInput, kb: Knowledge) -> tuple[_Checked | None, list[Problem]]:
     """Check one result's analyte, code, unit, value and lab range; paths are relative to the result."""
-    analyte, unit, loinc, found = identify(item.analyte, item.code, item.unit, kb)
-    problems = list(found)
-    value, comparator = 0.0, None
-    try:
-        value, comparator = parse_value(item.value, item.comparator)
-    except ComparatorError as exc:
-        problems.append(Problem(("comparator",), str(exc)))
-    except ValueError as exc:
-        problems.append(Problem(("value",), str(exc)))
+    (analyte, unit, loinc, _), value, comparator, problems = identify_measurement(
+        item.analyte, item.code, item.unit, item.value, item.comparator, kb)
     lab_range = None
     if item.reference_range is not None and analyte is not None:
         lab_range, more = _resolve_range(item.reference_range, analyte, unit, kb, ("reference_range",))

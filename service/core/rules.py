@@ -128,10 +128,7 @@ def _all(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def every(env: Env) -> bool:
-        for part in parts:  # a loop, not all(<generator>): rules run on every request
-            if not part(env):
-                return False
-        return True
+        return all(part(env) for part in parts)
     return every
 
 
@@ -139,10 +136,7 @@ def _any(arg: Any, at: str, scope: RuleScope) -> Predicate:
     parts = _parts(arg, at, scope)
 
     def some(env: Env) -> bool:
-        for part in parts:
-            if part(env):
-                return True
-        return False
+        return any(part(env) for part in parts)
     return some
 
 
@@ -183,12 +177,7 @@ def _result(arg: Any, at: str, scope: RuleScope) -> Predicate:
     arg = _mapping(arg, at, {"analyte", "band_in"})
     name = _analyte_name(arg.get("analyte"), f"{at}.analyte", scope)
     want = _str_list(arg.get("band_in"), f"{at}.band_in", scope.bands_of[name])
-    def test(env: Env) -> bool:
-        for f in env.facts:
-            if f.analyte == name and f.band in want:
-                return True
-        return False
-    return test
+    return lambda env: any(f.analyte == name and f.band in want for f in env.facts)
 
 
 def _any_result(arg: Any, at: str, scope: RuleScope) -> Predicate:
@@ -343,26 +332,25 @@ def _b12_therapy_at_least_days(arg: Any, at: str, scope: RuleScope) -> Predicate
     return test
 
 
-def _previous_by_therapy_start_plus_days(arg: Any, at: str, scope: RuleScope) -> Predicate:
-    """This result's previous one was taken before replacement began, or at most N days after."""
-    _result_only(at, scope)
-    days = _number(arg, at)
+def _previous_against(attr: str, holds: Callable[[timedelta, timedelta], bool]) -> Compiler:
+    """A result-scope test of this result's previous one against a time of the context: `holds(previous
+    minus that time, N days)`; false when either is unknown."""
+    def compiler(arg: Any, at: str, scope: RuleScope) -> Predicate:
+        _result_only(at, scope)
+        days = timedelta(days=_number(arg, at))
 
-    def test(env: Env) -> bool:
-        start, d = env.context.b12_therapy_started_at, env.this.delta if env.this else None
-        return start is not None and d is not None and d.previous.collected_at <= start + timedelta(days=days)
-    return test
+        def test(env: Env) -> bool:
+            moment, d = getattr(env.context, attr), env.this.delta if env.this else None
+            return moment is not None and d is not None and holds(d.previous.collected_at - moment, days)
+        return test
+    return compiler
 
 
-def _b12_injection_within_days_before_previous(arg: Any, at: str, scope: RuleScope) -> Predicate:
-    """A B12 injection lies at most N days before this result's previous one (and not after it)."""
-    _result_only(at, scope)
-    days = _number(arg, at)
-
-    def test(env: Env) -> bool:
-        given, d = env.context.b12_injection_at, env.this.delta if env.this else None
-        return given is not None and d is not None and timedelta(0) <= d.previous.collected_at - given <= timedelta(days=days)
-    return test
+# The previous result was taken before replacement began, or at most N days after.
+_previous_by_therapy_start_plus_days = _previous_against("b12_therapy_started_at", lambda gap, days: gap <= days)
+# A B12 injection lies at most N days before the previous result (and not after it).
+_b12_injection_within_days_before_previous = _previous_against(
+    "b12_injection_at", lambda gap, days: timedelta(0) <= gap <= days)
 
 
 def _hemolyzed(arg: Any, at: str, scope: RuleScope) -> Predicate:
