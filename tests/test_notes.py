@@ -489,3 +489,9 @@ def test_rules_looked_up_by_band_are_exactly_the_rules_that_can_fire():
                 if rule not in kept:
                     assert not rule.test(env), (analyte, band, rule.id)
             assert [r for r in rules if r in kept] == list(kept)  # file order kept
+            # Without an earlier result, the rules about change are left out: none of them could fire.
+            plain = [r.id for r in kb.notes_for(analyte, band, previous=False)]
+            assert [r.id for r in kept if r.id in plain] == plain  # a subset, in file order
+            for rule in kept:
+                if rule.id not in plain:
+                    assert not rule.test(env), (analyte, band, rule.id)  # env's fact has no delta

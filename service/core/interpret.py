@@ -220,11 +220,12 @@ def interpret_panel(panel: PanelInput, knowledge: Knowledge | None = None, *,
     env = Env(facts, panel.patient, panel.context, collected, derived)
     final = []
     for fact, head, _ in classified:
-        rules = kb.notes_for(fact.analyte, fact.band)
+        rules = kb.notes_for(fact.analyte, fact.band, fact.delta is not None)
         notes = _notes(rules, env._replace(this=fact)) if rules else ()
         before = earlier.get(fact.analyte)
         points = trend(before, fact.value, fact.comparator, collected, kb.history.trend_points) if before else ()
         final.append(ResultReport(*head, notes, fact.implausible, fact.delta, points))  # type: ignore[call-arg]  # head: the first 12 fields
     present = {fact.analyte for fact in facts}
-    panel_notes = _notes(tuple(r for r in kb.panel_notes if r.needs <= present), env)
+    panel_notes = _notes(tuple(r for r in kb.panel_notes if r.needs <= present
+                               and (earlier or not r.needs_previous)), env)
     return PanelReport(tuple(final), panel_notes, kb.version, kb.disclaimer, tuple(derived.values()))

@@ -25,7 +25,10 @@ from .deltas import DeltaRule, HistoryLimits
 from .identify import clean_identities
 from .report import Citation, Note
 from .medications import MedicationCatalogue, MedicationsFileSchema, build_catalogue
-from .rules import ANALYTE_DELTA, PLACEHOLDERS, Predicate, RuleError, RuleScope, analytes_needed, bands_needed, compile_condition
+from .rules import (
+    ANALYTE_DELTA, PLACEHOLDERS, Predicate, RuleError, RuleScope, analytes_needed, bands_needed, compile_condition,
+    needs_previous,
+)
 from .units import Unit, UnitCatalogue, check_kind, derive_factors, property_of_kind
 from .vocabulary import Term, Vocabulary
 
@@ -167,6 +170,7 @@ class NoteRule:
     rationale: str | None = None
     when: Any = None  # the condition as written, for the rule table
     needs: frozenset[str] = frozenset()  # analytes without a result of which it cannot fire
+    needs_previous: bool = False  # cannot fire for a result (panel) without an earlier result (history)
 
     @functools.cached_property
     def note(self) -> Note:
@@ -207,7 +211,8 @@ class Knowledge:
     # Indexes, derived from the above in load_knowledge:
     names_as_written: Mapping[str, Analyte]  # ids and aliases exactly as written in the files
     panel_notes: tuple[NoteRule, ...]
-    rules_by_band: Mapping[tuple[str, str], tuple[NoteRule, ...]]  # (analyte, band) -> result rules
+    # (analyte, band, with an earlier result) -> the result rules that can fire
+    rules_by_band: Mapping[tuple[str, str, bool], tuple[NoteRule, ...]]
     range_sources: Mapping[tuple[str | None, str | None], RangeSource]
     adjusted: tuple[Analyte, ...]  # the analytes with an `adjustment` (a derived value)
     adjusting: frozenset[str]  # the analytes another one is adjusted by
@@ -217,9 +222,10 @@ class Knowledge:
     deltas: Mapping[str, tuple[DeltaRule, ...]] = field(default_factory=lambda: MappingProxyType({}))  # deltas.yaml
     history: HistoryLimits = field(default_factory=HistoryLimits)
 
-    def notes_for(self, analyte: str, band: str) -> tuple[NoteRule, ...]:
-        """The result-scope rules that can fire for a result of this analyte and band, in file order."""
-        return self.rules_by_band.get((analyte, band), ())
+    def notes_for(self, analyte: str, band: str, previous: bool = True) -> tuple[NoteRule, ...]:
+        """The result-scope rules that can fire for a result of this analyte and band (`previous`: one
+        with an earlier result), in file order."""
+        return self.rules_by_band.get((analyte, band, previous), ())
 
     def find_analyte(self, name: str) -> Analyte | None:
         exact = self.names_as_written.get(name)  # the common case, without folding
@@ -473,7 +479,7 @@ def _notes(raw: dict[str, Any], analytes: Mapping[str, Analyte], seed_titles: Ma
                               r["text"].strip(), tuple(r["sources"]), tuple(dict.fromkeys(refs)), names, test,
                               bands_needed(r["when"]) if r["scope"] == "result" else None,
                               _citations(r["sources"], seed_titles, sources), r.get("rationale"), r["when"],
-                              analytes_needed(r["when"])))
+                              analytes_needed(r["when"]), needs_previous(r["when"])))
     return tuple(rules)
 
 
@@ -534,11 +540,13 @@ def _sources(path: Path, fmt: int) -> dict[str, Source]:
 
 def _indexes(analytes: Mapping[str, Analyte], notes: tuple[NoteRule, ...]) -> dict[str, Any]:
     """Lookups the request path uses, built once here rather than on a first request."""
-    by_band: dict[tuple[str, str], tuple[NoteRule, ...]] = {}
+    by_band: dict[tuple[str, str, bool], tuple[NoteRule, ...]] = {}
     for a in analytes.values():
         rules = [r for r in notes if r.scope == "result" and r.analyte in (a.id, None)]
         for band in (*a.bands.order(), *ks.SPECIAL_BANDS):
-            by_band[(a.id, band)] = tuple(r for r in rules if r.bands is None or band in r.bands)
+            fits = tuple(r for r in rules if r.bands is None or band in r.bands)
+            by_band[(a.id, band, True)] = fits
+            by_band[(a.id, band, False)] = tuple(r for r in fits if not r.needs_previous)
     return {"names_as_written": MappingProxyType({n: a for a in analytes.values() for n in (a.id, *a.aliases)}),
             "panel_notes": tuple(r for r in notes if r.scope == "panel"),
             "rules_by_band": MappingProxyType(by_band),

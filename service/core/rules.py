@@ -422,6 +422,23 @@ PLACEHOLDERS: Mapping[str, Callable[[Env], str | None]] = MappingProxyType({
 })
 
 
+PREVIOUS_KEYS = frozenset({"delta", "has_previous", "previous_critical", "previous_by_therapy_start_plus_days",
+                           "b12_injection_within_days_before_previous"})
+
+
+def needs_previous(cond: Any) -> bool:
+    """Whether a condition cannot hold without an earlier result (a delta), so that rules about change
+    are not tried for panels sent without history. Read from a compiled condition."""
+    (key, arg), = cond.items()
+    if key in PREVIOUS_KEYS:
+        return True
+    if key == "all":
+        return any(needs_previous(c) for c in arg)
+    if key == "any":
+        return all(needs_previous(c) for c in arg)
+    return False
+
+
 def analytes_needed(cond: Any) -> frozenset[str]:
     """The analytes a condition cannot hold without (a result of each in the panel), so that a panel's
     rules can be skipped when one is missing instead of being tried. Read from a compiled condition."""
