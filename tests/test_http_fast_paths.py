@@ -62,3 +62,26 @@ def test_documenting_a_view_leaves_it_unwrapped(app):
     """The contract is recorded when the doors are built; no view carries a per-request layer."""
     for endpoint, view in app.view_functions.items():
         assert not hasattr(view, "__wrapped__"), endpoint
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z")),
+    st.from_regex(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})?\Z"),
+    st.text(max_size=30)))
+def test_rfc3339_fields_read_date_times_exactly_as_marshmallow_does(text):
+    """The JSON panel's date-time field reads the usual spellings with datetime.fromisoformat: the same
+    instant, the same offset, the same errors as marshmallow's AwareDateTime, for any text."""
+    from marshmallow import ValidationError, fields
+
+    from service.panels.fields import Rfc3339
+
+    def read(field):
+        try:
+            value = field.deserialize(text)
+        except ValidationError as exc:
+            return ("error", str(exc.messages))
+        return (value.isoformat(), value.utcoffset())
+
+    assert read(Rfc3339()) == read(fields.AwareDateTime())

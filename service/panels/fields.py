@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
@@ -57,3 +58,21 @@ class NumberOrCensored(fields.Field):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValidationError("Must be a number or a censored value such as \"<50\".")
         return value
+
+
+# RFC 3339 date-times as the JSON panel carries them: the common spellings, which datetime.fromisoformat
+# reads exactly as marshmallow would; anything else is left to marshmallow's own parser (and messages).
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+
+
+class Rfc3339(fields.AwareDateTime):
+    """An aware date-time; the usual spellings are read by datetime.fromisoformat (the JSON panel holds
+    up to a hundred and twenty of them), the rest by marshmallow."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str) and _RFC3339.match(value):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:  # a day or an hour that does not exist: marshmallow says so in its words
+                pass
+        return super()._deserialize(value, attr, data, **kwargs)

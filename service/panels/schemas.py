@@ -9,7 +9,7 @@ from ..core.knowledge import Knowledge
 from ..core.strict import StrictSchema
 from ..core.values import CENSORED_PATTERN, MAX_VALUE
 from ..core.vocabulary import COMPARATORS, Vocabulary
-from .fields import NumberOrCensored, StrictBoolean, StrictFloat, Text
+from .fields import NumberOrCensored, Rfc3339, StrictBoolean, StrictFloat, Text
 
 
 
@@ -40,8 +40,8 @@ def _context_schemas(v: Vocabulary) -> tuple[type[Schema], type[Schema]]:
         sex = fields.String(validate=validate.OneOf(v.ids("sex")), metadata={"description": _terms(v, "sex")})
 
     class ContextSchema(StrictSchema):
-        b12_injection_at = fields.AwareDateTime(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
-        b12_therapy_started_at = fields.AwareDateTime(metadata={
+        b12_injection_at = Rfc3339(metadata={"description": "Last vitamin B12 injection (RFC 3339)."})
+        b12_therapy_started_at = Rfc3339(metadata={
             "description": "When replacement for a B12 deficiency began (RFC 3339): the first days of treatment "
                            "are when potassium may fall."})
         medications = _unique_list(v.ids("medications"), "Current medications, by class: " + _terms(v, "medications"))
@@ -96,14 +96,14 @@ def make_schemas(kb: Knowledge, max_results: int, max_string: int, max_history: 
         value = NumberOrCensored(required=True, metadata=value_doc)  # a censored one carries its sign: "<50"
         unit = fields.String(required=True, metadata={"description": "Any unit accepted for the analyte.",
                                                       "x-known-values": units})
-        collected_at = fields.AwareDateTime(required=True, metadata={
+        collected_at = Rfc3339(required=True, metadata={
             "description": "When the earlier specimen was collected (RFC 3339 with an offset), before the panel's "
                            "`collected_at`."})
 
     class PanelSchema(StrictSchema):
         patient = fields.Nested(PatientSchema)
         context = fields.Nested(ContextSchema)
-        collected_at = fields.AwareDateTime(metadata={"description": "Specimen collection time (RFC 3339)."})
+        collected_at = Rfc3339(metadata={"description": "Specimen collection time (RFC 3339)."})
         # Nested(many=True) rather than List(Nested): one load of the result schema for the whole list.
         results = fields.Nested(ResultSchema, many=True, required=True, validate=validate.Length(min=1, max=max_results))
         history = fields.Nested(HistoryItemSchema, many=True, validate=validate.Length(max=max_history), metadata={
