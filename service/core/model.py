@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ class ResultInput:
     reference_range: LabRange | None = None
 
 
-@dataclass(frozen=True)
-class HistoryInput:
-    """An earlier result of the same patient, as received: compared with the panel's results of its analyte."""
+class HistoryInput(NamedTuple):
+    """An earlier result of the same patient, as received: compared with the panel's results of its analyte.
+    A NamedTuple (immutable, and several times cheaper to build than a frozen dataclass: a panel may
+    carry a hundred of them)."""
 
     value: float | int | str | None
     unit: str | None
