@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 
@@ -10,6 +10,12 @@ from typing import NamedTuple
 class Patient:
     age_years: float | None = None
     sex: str | None = None  # female | male | other | unknown
+
+
+def start_of_day(day: date) -> datetime:
+    """Where a moment is needed and only a day is known, the day's start in UTC: how every door (the
+    form's date fields, FHIR's dates) turns a day into a time the core compares."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def age_at(born: date, at: date) -> float | None:

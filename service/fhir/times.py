@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, UTC
+from datetime import date, datetime
 
-from ..core.model import age_at
+from ..core.model import age_at, start_of_day
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
@@ -17,7 +17,7 @@ def instant(text: str | None) -> tuple[datetime | None, str | None]:
     if m:
         year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
         try:
-            moment = datetime(year, month, day, tzinfo=UTC)
+            moment = start_of_day(date(year, month, day))
         except ValueError:
             return None, f"{text!r} is not a calendar date"
         if m[3]:

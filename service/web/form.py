@@ -13,13 +13,14 @@ which on a form reads as if it had been compared).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, UTC
+from datetime import date
 from typing import Any
 from collections.abc import Iterable, Mapping
 
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
 from ..core.vocabulary import Term
+from ..core.model import start_of_day
 
 LIST_FIELDS = ("medications", "symptoms", "conditions")  # several choices each, from the vocabulary
 DATE_FIELDS = {"collected_on": ("collected_at",), "b12_injection_on": ("context", "b12_injection_at"),
@@ -112,7 +113,7 @@ def _number(text: str) -> Any:
 def _date(text: str) -> str | None:
     """A date input as the start of that day in UTC (the API needs an offset); None if not a date."""
     try:
-        return datetime.combine(date.fromisoformat(text.strip()), time(0), UTC).isoformat()
+        return start_of_day(date.fromisoformat(text.strip())).isoformat()
     except ValueError:
         return None
 
