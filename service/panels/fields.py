@@ -22,9 +22,10 @@ class StrictFloat(fields.Float):
             raise ValidationError("Not a valid number.")
         if isinstance(value, int) and abs(value) > HUGE_INTEGER:
             raise ValidationError("Number too large.")
-        if not math.isfinite(float(value)):
+        number = float(value)
+        if not math.isfinite(number):
             raise ValidationError("Must be a finite number.")
-        return super()._deserialize(value, attr, data, **kwargs)
+        return number
 
 
 class StrictBoolean(fields.Boolean):
@@ -45,10 +46,11 @@ class Text(fields.String):
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if _CONTROL.search(text):
+        if not isinstance(value, str):  # JSON text is str; marshmallow's String also takes bytes, JSON has none
+            raise self.make_error("invalid")
+        if _CONTROL.search(value):
             raise ValidationError("Must not contain control characters.")
-        return text
+        return value
 
 
 class NumberOrCensored(fields.Field):
@@ -65,9 +67,12 @@ class NumberOrCensored(fields.Field):
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 
 
+_AWARE = fields.AwareDateTime()  # marshmallow's own reading, through its public `deserialize`
+
+
 class Rfc3339(fields.AwareDateTime):
     """An aware date-time; the usual spellings are read by datetime.fromisoformat (the JSON panel holds
-    up to a hundred and twenty of them), the rest by marshmallow."""
+    up to a hundred and twenty of them), the rest by marshmallow's AwareDateTime."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, str) and _RFC3339.match(value):
@@ -75,4 +80,5 @@ class Rfc3339(fields.AwareDateTime):
                 return datetime.fromisoformat(value)
             except ValueError:  # a day or an hour that does not exist: marshmallow says so in its words
                 pass
-        return super()._deserialize(value, attr, data, **kwargs)
+        moment: datetime = _AWARE.deserialize(value)
+        return moment
