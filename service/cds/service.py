@@ -15,7 +15,7 @@ from ..core.classify import concern
 from ..core.deltas import elapsed
 from ..core.errors import Problem
 from ..core.knowledge import Knowledge
-from ..core.report import Note, PanelReport, ResultReport, tidy
+from ..core.report import Note, PanelReport, ResultReport, decimals, tidy
 from ..fhir import FhirError, Mapped, check, component_for, entry_index, interpret_read, read_request, signature
 
 SERVICE_ID = "labinterp-panel"
@@ -214,10 +214,6 @@ def _change(r: ResultReport, kb: Knowledge) -> str | None:
     return f"{word} from {_in_unit_of(r, delta.previous.value, kb)} {_spelled(elapsed(delta.hours))} earlier"
 
 
-def _decimals(text: str) -> int:
-    return len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
-
-
 def _in_unit_of(r: ResultReport, canonical: float, kb: Knowledge) -> str:
     """A value of the result's analyte in the canonical unit, written in the result's own unit (as its
     summary gives the result) to as many decimals as the result shows, or one more when it has them
@@ -225,8 +221,8 @@ def _in_unit_of(r: ResultReport, canonical: float, kb: Knowledge) -> str:
     unit = kb.units.lookup(r.unit)
     factor = kb.analytes[r.analyte].factors.get(unit.id) if unit else None
     value = canonical / factor if factor else canonical
-    shown = _decimals(str(r.value))
-    places = min(max(_decimals(f"{tidy(value):g}"), shown), shown + 1)
+    shown = decimals(str(r.value))
+    places = min(max(decimals(value), shown), shown + 1)
     return f"{value:.{places}f}"
 
 

@@ -19,7 +19,7 @@ from .classify import Interval, classify
 from .deltas import DeltaRule, elapsed
 from .errors import Problem
 from .identify import identify_measurement
-from .report import tidy
+from .report import decimals, tidy
 
 if TYPE_CHECKING:
     from .knowledge import Analyte, Knowledge, Limits
@@ -89,8 +89,7 @@ def _decimals(*values: float) -> int:
     """One number of decimals for a pair, as laboratories print them: as many as the more precise value
     has ("4.4" and "3.0"), but no more than the size of the values warrants (two below 10, one below
     100, none above: a converted "8.0156 mg/dL" reads "8.02", a "150.04 pg/mL" reads "150")."""
-    shown = [f"{tidy(v):g}" for v in values]
-    given = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
+    given = max(decimals(v) for v in values)
     largest = max(abs(v) for v in values)
     return min(given, 2 if largest < 10 else 1 if largest < 100 else 0)
 

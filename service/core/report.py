@@ -13,6 +13,14 @@ def tidy(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.6g}")
 
 
+def decimals(x: float | int | str) -> int:
+    """How many decimals a value shows: a number in its display form (`tidy`), or a value's text as
+    sent ("4.40" shows two). Doors that print several values together print them with the most of
+    these, as laboratories do (8.6-10.0, 4.4 to 3.0)."""
+    text = x if isinstance(x, str) else f"{tidy(x):g}"
+    return 0 if "e" in text.lower() else len(text.partition(".")[2])
+
+
 def is_exact(comparator: str | None, band: str, implausible: bool = False) -> bool:
     """A plausible, uncensored measurement: the only kind a derived value or `has_result` may use."""
     return comparator is None and not implausible and band not in ("implausible", "indeterminate")

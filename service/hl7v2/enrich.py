@@ -13,7 +13,7 @@ from datetime import datetime
 from ..core import Context, InputError, PanelInput, PanelReport, interpret_panel
 from ..core.knowledge import Knowledge
 from ..core.model import HistoryInput
-from ..core.report import ResultReport, tidy
+from ..core.report import ResultReport, decimals, tidy
 from .er7 import Er7Message
 from .oru import Observation, Order, read_orders
 
@@ -83,9 +83,8 @@ def _interval_text(r: ResultReport) -> str:
     """Our interval in the result's own unit, in OBX-7's forms (`low-high`, `>low`, `<high`), both
     limits with as many decimals as the more precise one (8.6-10.0, as laboratories print it)."""
     limits = [tidy(x) for x in (r.reference_range.input_low, r.reference_range.input_high)]
-    shown = [f"{x:g}" for x in limits if x is not None]
-    decimals = max((len(t.partition(".")[2]) for t in shown if "e" not in t), default=0)
-    low, high = (None if x is None else f"{x:.{decimals}f}" for x in limits)
+    places = max((decimals(x) for x in limits if x is not None), default=0)
+    low, high = (None if x is None else f"{x:.{places}f}" for x in limits)
     if low is not None and high is not None:
         return f"{low}-{high}"
     return f">{low}" if low is not None else f"<{high}" if high is not None else ""
